@@ -1,0 +1,33 @@
+"""workbench: teach and explore neural-network pruning interactively.
+
+Example:
+    >>> import workbench as wb
+    >>> model = wb.pretrained("cnn")
+    >>> data = wb.load_dataset("digits")
+    >>> wb.evaluate(model, data.test) > 0.98
+    True
+"""
+
+from .data import DATASETS, DatasetSplits, load_dataset
+from .devices import resolve_device
+from .models import MODELS, build_model, count_parameters
+from .train import History, evaluate, fine_tune, predict, train
+from .zoo import checkpoint_info, pretrained
+
+__all__ = [
+    "DATASETS",
+    "MODELS",
+    "DatasetSplits",
+    "History",
+    "build_model",
+    "checkpoint_info",
+    "count_parameters",
+    "evaluate",
+    "fine_tune",
+    "load_dataset",
+    "predict",
+    "pretrained",
+    "resolve_device",
+    "train",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,127 @@
+"""Embedded datasets: scikit-learn's 8×8 digits and synthetic 2-D sets, as TensorDatasets.
+
+Example:
+    >>> import workbench as wb
+    >>> data = wb.load_dataset("digits")
+    >>> len(data.train), len(data.val), len(data.test)
+    (1257, 180, 360)
+    >>> x, y = data.test[0]
+    >>> tuple(x.shape), data.input_shape
+    ((1, 8, 8), (1, 8, 8))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset
+
+DATASETS = ("digits", "moons", "spirals")
+
+SPLIT_FRACTIONS = (0.7, 0.1, 0.2)  # train / val / test, stratified
+
+
+@dataclass(frozen=True)
+class DatasetSplits:
+    """A dataset cut into fixed train/val/test splits that plain PyTorch code can use."""
+
+    name: str  # registry name, e.g. "digits"
+    train: TensorDataset  # (inputs float32, labels int64)
+    val: TensorDataset
+    test: TensorDataset
+    classes: tuple[str, ...]  # class names, index = label
+    input_shape: tuple[int, ...]  # shape of one input, e.g. (1, 8, 8)
+    seed: int  # seed of the split (and of the generated points for 2-D sets)
+    mean: float = 0.0  # inputs were standardized as (raw - mean) / std; raw = x * std + mean
+    std: float = 1.0
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def load_dataset(name: str = "digits", seed: int = 0, n_samples: int = 1000, noise: float | None = None) -> DatasetSplits:
+    """Load an embedded dataset by name with a seeded, stratified train/val/test split.
+
+    Args:
+        name: one of ``DATASETS``: "digits" (sklearn's 8×8 handwritten digits, pixels
+            standardized with the training split's mean and std), "moons" (two interleaving half circles) or "spirals" (three arms).
+        seed: seed of the split and, for the 2-D sets, of the points themselves.
+        n_samples: number of points of a 2-D set (ignored for digits).
+        noise: standard deviation of the 2-D sets' Gaussian noise (default 0.2 for moons,
+            0.25 for spirals; ignored for digits).
+
+    Example:
+        >>> moons = load_dataset("moons", seed=1)
+        >>> moons.input_shape, moons.classes
+        ((2,), ('upper', 'lower'))
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if name == "digits":
+        inputs, labels, classes = _digits()
+    else:
+        if n_samples < 30:
+            raise ValueError(f"n_samples must be at least 30 so every split has points of each class, got {n_samples}")
+        inputs, labels, classes = _GENERATORS[name](n_samples, noise, seed)
+    return _split(name, inputs, labels, classes, seed, standardize=name == "digits")
+
+
+def _digits():
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    inputs = (bunch.images / 16.0).astype(np.float32)[:, None, :, :]  # raw pixels in [0, 1]
+    return inputs, bunch.target.astype(np.int64), tuple(str(c) for c in bunch.target_names)
+
+
+def _moons(n_samples: int, noise: float | None, seed: int):
+    from sklearn.datasets import make_moons
+
+    points, labels = make_moons(n_samples=n_samples, noise=0.2 if noise is None else noise, random_state=seed)
+    return points.astype(np.float32), labels.astype(np.int64), ("upper", "lower")
+
+
+def _spirals(n_samples: int, noise: float | None, seed: int, arms: int = 3):
+    rng = np.random.default_rng(seed)
+    noise = 0.25 if noise is None else noise
+    labels = np.arange(n_samples) % arms
+    radius = rng.uniform(0.05, 1.0, n_samples)
+    angle = labels * (2 * math.pi / arms) + radius * 1.75 * math.pi + rng.normal(0.0, noise, n_samples) * radius
+    points = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
+    return points.astype(np.float32), labels.astype(np.int64), tuple(f"arm {i}" for i in range(arms))
+
+
+_GENERATORS = {"moons": _moons, "spirals": _spirals}
+
+
+def _split(name, inputs, labels, classes, seed, standardize: bool) -> DatasetSplits:
+    from sklearn.model_selection import train_test_split
+
+    _, val_fraction, test_fraction = SPLIT_FRACTIONS
+    index = np.arange(len(labels))
+    rest, test = train_test_split(index, test_size=test_fraction, stratify=labels, random_state=seed)
+    train, val = train_test_split(
+        rest, test_size=val_fraction / (1 - test_fraction), stratify=labels[rest], random_state=seed
+    )
+
+    mean, std = (float(inputs[train].mean()), float(inputs[train].std())) if standardize else (0.0, 1.0)
+
+    def subset(rows):
+        rows = np.sort(rows)
+        return TensorDataset(torch.from_numpy((inputs[rows] - mean) / std), torch.from_numpy(labels[rows]))
+
+    return DatasetSplits(
+        name=name,
+        train=subset(train),
+        val=subset(val),
+        test=subset(test),
+        classes=classes,
+        input_shape=tuple(inputs.shape[1:]),
+        seed=seed,
+        mean=mean,
+        std=std,
+    )

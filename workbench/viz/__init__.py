@@ -1,0 +1,1 @@
+"""Matplotlib figures: pure functions, data in, Figure out."""

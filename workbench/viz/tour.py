@@ -1,0 +1,71 @@
+"""The tour figure: each layer's mask as an image, and accuracy against sparsity with the current point.
+
+Built once; ``update`` only swaps image data and moves the marker, so a redraw is cheap.
+
+Example:
+    >>> import numpy as np, torch
+    >>> masks = {"fc1.weight": torch.ones(4, 3, dtype=torch.bool)}
+    >>> view = TourFigure(masks, np.array([0.0, 0.5]), np.array([0.9, 0.8]))
+    >>> view.update(masks, sparsity=0.0, accuracy=0.9)
+    >>> view.png()[:4]
+    b'\\x89PNG'
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+
+MASK_COLORS = ListedColormap(["#f4f1ea", "#1f4e79"])  # pruned, kept
+
+
+def mask_title(name: str, mask: torch.Tensor) -> str:
+    rows, cols = mask.shape[0], mask[0].numel()
+    pruned = 1.0 - mask.float().mean().item()
+    return f"{name.removesuffix('.weight')}  {rows}×{cols}\n{pruned:.1%} pruned"
+
+
+class TourFigure:
+    """Mask images (one per layer, kept = dark) over an accuracy-vs-sparsity curve."""
+
+    def __init__(self, masks: dict[str, torch.Tensor], sparsities: np.ndarray, accuracies: np.ndarray, dpi: int = 72):
+        self.figure = Figure(figsize=(10, 5.6), dpi=dpi, layout="constrained")
+        FigureCanvasAgg(self.figure)
+        grid = self.figure.add_gridspec(2, len(masks), height_ratios=(3, 2))
+        self.images, self.mask_axes = {}, {}
+        for column, (name, mask) in enumerate(masks.items()):
+            ax = self.figure.add_subplot(grid[0, column])
+            image = mask.reshape(mask.shape[0], -1).cpu().numpy()
+            self.images[name] = ax.imshow(image, cmap=MASK_COLORS, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+            ax.set_title(mask_title(name, mask), fontsize=10)
+            ax.set_xlabel("input")
+            ax.set_ylabel("output" if column == 0 else "")
+            self.mask_axes[name] = ax
+        self.curve_ax = self.figure.add_subplot(grid[1, :])
+        self.curve_ax.plot(100 * sparsities, 100 * accuracies, color="0.4", marker=".", label="test accuracy")
+        (self.marker,) = self.curve_ax.plot([], [], "o", color="tab:red", markersize=9, label="current")
+        self.curve_ax.set_xlabel("sparsity of every layer (%)")
+        self.curve_ax.set_ylabel("test accuracy (%)")
+        self.curve_ax.set_xlim(0, 100)
+        self.curve_ax.set_ylim(0, 102)
+        self.curve_ax.grid(alpha=0.3)
+        self.curve_ax.legend(loc="lower left")
+
+    def update(self, masks: dict[str, torch.Tensor], sparsity: float, accuracy: float) -> None:
+        """Show new masks and move the current point; nothing is rebuilt."""
+        for name, mask in masks.items():
+            self.images[name].set_data(mask.reshape(mask.shape[0], -1).cpu().numpy())
+            self.mask_axes[name].set_title(mask_title(name, mask), fontsize=10)
+        self.marker.set_data([100 * sparsity], [100 * accuracy])
+        self.curve_ax.set_title(f"sparsity {sparsity:.0%}: accuracy {accuracy:.1%}", fontsize=11)
+
+    def png(self) -> bytes:
+        """Render the figure to PNG bytes (fast zlib level: the image is redrawn on every move)."""
+        buffer = io.BytesIO()
+        self.figure.savefig(buffer, format="png", pil_kwargs={"compress_level": 1})
+        return buffer.getvalue()

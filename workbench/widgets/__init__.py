@@ -1,0 +1,1 @@
+"""ipywidgets apps: thin controls over library calls."""

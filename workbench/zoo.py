@@ -1,0 +1,147 @@
+"""The model zoo of shipped checkpoints: load them safely (`pretrained`), and regenerate them deterministically (`train_checkpoint`).
+
+Each checkpoint is two files in ``workbench/checkpoints/``: ``NAME.pt`` (a plain state_dict,
+loaded with ``weights_only=True``) and ``NAME.json`` (model config, dataset, recipe, test accuracy).
+
+Example:
+    >>> import workbench as wb
+    >>> model = wb.pretrained("mlp")
+    >>> model.training
+    False
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .data import load_dataset
+from .models import build_model, config_from_dict, config_to_dict, count_parameters, model_spec
+from .train import evaluate, train
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a shipped checkpoint is trained."""
+
+    epochs: int
+    lr: float
+    weight_decay: float = 1e-4
+    batch_size: int = 64
+    seed: int = 0
+    shift_augment: int = 0  # random translation of digit images by up to this many pixels
+
+
+RECIPES: dict[str, Recipe] = {
+    "mlp": Recipe(epochs=60, lr=2e-3, weight_decay=1e-2, batch_size=128, shift_augment=1),
+    "cnn": Recipe(epochs=30, lr=3e-3, shift_augment=1),
+    "transformer": Recipe(epochs=150, lr=3e-3, weight_decay=0.05, shift_augment=1),
+    "mlp2d": Recipe(epochs=150, lr=1e-2, batch_size=32),
+}
+
+
+def checkpoint_dir() -> Path:
+    """The folder of the shipped checkpoints inside the installed package."""
+    return Path(str(resources.files("workbench") / "checkpoints"))
+
+
+def checkpoint_info(name: str, directory: Path | None = None) -> dict:
+    """The metadata of a shipped checkpoint (config, dataset, recipe, test accuracy, parameters)."""
+    model_spec(name)
+    path = (directory or checkpoint_dir()) / f"{name}.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"no checkpoint metadata for {name!r} at {path}; run `workbench train {name}`") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"checkpoint metadata {path} is not valid JSON: {error}") from None
+
+
+def pretrained(name: str, directory: Path | None = None) -> nn.Module:
+    """The shipped trained model ``name``, on the CPU, in eval mode.
+
+    Raises ValueError naming the file when it is missing, corrupt, or does not fit the model.
+
+    Example:
+        >>> import workbench as wb
+        >>> wb.pretrained("cnn").fc.out_features
+        10
+    """
+    info = checkpoint_info(name, directory)
+    model = build_model(name, config_from_dict(name, info["config"]))
+    path = (directory or checkpoint_dir()) / f"{name}.pt"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"checkpoint file {path} is missing; run `workbench train {name}`") from None
+    except Exception as error:  # unpickling errors come in many types
+        raise ValueError(f"checkpoint file {path} could not be read ({type(error).__name__}: {error})") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"checkpoint file {path} holds a {type(state).__name__}, expected a state_dict")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise ValueError(f"checkpoint file {path} does not fit model {name!r}: {error}") from None
+    return model.eval()
+
+
+def shift_augment(max_shift: int):
+    """A batch augmentation translating each image by up to ``max_shift`` pixels (background padding)."""
+
+    def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        padded = torch.nn.functional.pad(images, (max_shift,) * 4, value=images.min().item())
+        height, width = images.shape[-2:]
+        offsets = torch.randint(0, 2 * max_shift + 1, (len(images), 2), generator=generator)
+        shifted = torch.empty_like(images)
+        for dy, dx in offsets.unique(dim=0).tolist():
+            rows = ((offsets[:, 0] == dy) & (offsets[:, 1] == dx)).nonzero().squeeze(1)
+            shifted[rows] = padded[rows, ..., dy : dy + height, dx : dx + width]
+        return shifted
+
+    return augment
+
+
+def train_checkpoint(name: str, directory: Path | None = None, progress: bool = True, epochs: int | None = None) -> dict:
+    """Train model ``name`` with its recipe on CPU and write ``NAME.pt`` + ``NAME.json``; returns the metadata.
+
+    The same seed and machine give the same weights, so the shipped files can be regenerated.
+    """
+    spec = model_spec(name)
+    recipe = RECIPES[name]
+    if epochs is not None:
+        recipe = Recipe(**{**asdict(recipe), "epochs": epochs})
+    data = load_dataset(spec.dataset, seed=recipe.seed)
+    torch.manual_seed(recipe.seed)
+    model = build_model(name, num_classes=data.num_classes)
+    history = train(
+        model,
+        data,
+        epochs=recipe.epochs,
+        lr=recipe.lr,
+        weight_decay=recipe.weight_decay,
+        batch_size=recipe.batch_size,
+        seed=recipe.seed,
+        device="cpu",
+        progress=progress,
+        augment=shift_augment(recipe.shift_augment) if recipe.shift_augment else None,
+    )
+    info = {
+        "model": name,
+        "config": config_to_dict(model.config),
+        "dataset": spec.dataset,
+        "recipe": asdict(recipe),
+        "parameters": count_parameters(model),
+        "val_accuracy": history.val_accuracy[-1] if history.val_accuracy else None,
+        "test_accuracy": evaluate(model, data.test),
+        "torch_version": torch.__version__,
+    }
+    directory = directory or checkpoint_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), directory / f"{name}.pt")
+    (directory / f"{name}.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
