@@ -11,6 +11,7 @@ Example:
 from .data import DATASETS, DatasetSplits, load_dataset
 from .devices import resolve_device
 from .models import MODELS, build_model, count_parameters
+from .pruner import Pruner, PruneResult, prune, sparsity_report
 from .train import History, evaluate, fine_tune, predict, train
 from .zoo import checkpoint_info, pretrained
 
@@ -19,6 +20,8 @@ __all__ = [
     "MODELS",
     "DatasetSplits",
     "History",
+    "PruneResult",
+    "Pruner",
     "build_model",
     "checkpoint_info",
     "count_parameters",
@@ -27,7 +30,9 @@ __all__ = [
     "load_dataset",
     "predict",
     "pretrained",
+    "prune",
     "resolve_device",
+    "sparsity_report",
     "train",
 ]
 __version__ = "0.1.0"
