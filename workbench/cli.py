@@ -1,4 +1,4 @@
-"""The `workbench` command: list datasets and models, regenerate shipped checkpoints.
+"""The `workbench` command: list datasets and models, regenerate shipped checkpoints, prune a model.
 
 Example:
     >>> main(["info", "--json"])  # doctest: +ELLIPSIS
@@ -12,9 +12,14 @@ import argparse
 import json
 import sys
 
+from .criteria import CRITERIA
 from .data import DATASETS, load_dataset
+from .masks import plain_state_dict
 from .models import MODELS, build_model, count_parameters
-from .zoo import RECIPES, checkpoint_info, train_checkpoint
+from .patterns import PATTERNS
+from .pruner import SCOPES, prune
+from .train import evaluate
+from .zoo import RECIPES, checkpoint_info, pretrained, train_checkpoint
 
 
 def info() -> dict:
@@ -66,7 +71,37 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--out", default=None, help="folder to write NAME.pt/NAME.json (default: the package's)")
     train_parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     train_parser.add_argument("--json", action="store_true", help="print the checkpoint metadata as JSON")
+    prune_parser = commands.add_parser("prune", help="prune a shipped model and report per-layer sparsity and accuracy")
+    prune_parser.add_argument("model", choices=sorted(MODELS), help="shipped model to prune")
+    prune_parser.add_argument("--sparsity", type=float, default=0.5, help="fraction of weights to prune, in [0, 1)")
+    prune_parser.add_argument("--criterion", default="magnitude", help=f"one of {', '.join(CRITERIA)}")
+    prune_parser.add_argument("--pattern", default="unstructured", help=f"one of: {', '.join(PATTERNS)}")
+    prune_parser.add_argument("--scope", default="local", choices=SCOPES)
+    prune_parser.add_argument("--exclude", action="append", default=[], help="module name or glob to leave dense (repeatable)")
+    prune_parser.add_argument("--json", action="store_true", help="print one JSON object")
+    prune_parser.add_argument("--out", default=None, help="save a plain state_dict with pruned weights zeroed")
     return parser
+
+
+def prune_command(args):
+    """Prune a shipped model as the arguments say; returns the PruneResult and a JSON-ready report."""
+    model = pretrained(args.model)
+    data = load_dataset(checkpoint_info(args.model)["dataset"])
+    before = evaluate(model, data.test)
+    sparsity = None if ":" in args.pattern else args.sparsity
+    result = prune(model, sparsity=sparsity, criterion=args.criterion, pattern=args.pattern, scope=args.scope,
+                   data=data, exclude=tuple(args.exclude))
+    report = {
+        "model": args.model, "criterion": args.criterion, "pattern": args.pattern, "scope": args.scope,
+        "requested_sparsity": sparsity, **result.to_dict(),
+        "accuracy_before": before, "accuracy_after": evaluate(model, data.test),
+    }
+    if args.out:
+        import torch
+
+        torch.save(plain_state_dict(model), args.out)
+        report["out"] = args.out
+    return result, report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +120,20 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(meta))
         else:
             print(f"{args.name}: test accuracy {meta['test_accuracy']:.2%}, {meta['parameters']:,} parameters")
+    elif args.command == "prune":
+        try:
+            result, report = prune_command(args)
+        except ValueError as error:
+            print(f"workbench prune: {error}", file=sys.stderr)
+            return 2
+        if args.json:
+            print(json.dumps(report))
+        else:
+            print(f"{args.model}: {args.criterion} × {args.pattern} × {args.scope}")
+            print(result)
+            print(f"accuracy {report['accuracy_before']:.2%} → {report['accuracy_after']:.2%}")
+            if args.out:
+                print(f"saved plain state_dict to {args.out}")
     return 0
 
 

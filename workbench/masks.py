@@ -17,6 +17,8 @@ Example:
 
 from __future__ import annotations
 
+import re
+
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
@@ -119,12 +121,12 @@ def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """A state_dict with plain names and pruned weights zeroed, loadable by an unmasked copy of the model."""
     state = {}
     for name, value in model.state_dict().items():
-        if ".parametrizations." in name:
-            if not name.endswith(".original"):
+        match = re.fullmatch(r"(?:(.*)\.)?parametrizations\.([^.]+)\.(original|\d+\..+)", name)
+        if match:
+            if match[3] != "original":
                 continue  # the mask buffers
-            module_name, _, rest = name.partition(".parametrizations.")
-            leaf = rest.removesuffix(".original")
-            name = f"{module_name}.{leaf}"
+            module_name, leaf = match[1] or "", match[2]
+            name = f"{module_name}.{leaf}" if module_name else leaf
             value = getattr(model.get_submodule(module_name), leaf)
         state[name] = value.detach().clone()
     return state

@@ -173,7 +173,7 @@ class TinyViT(nn.Module):
         super().__init__()
         self.config = config or TransformerConfig()
         c = self.config
-        if c.image_size % c.patch_size:
+        if c.patch_size < 1 or c.image_size % c.patch_size:
             raise ValueError(f"patch_size {c.patch_size} must divide image_size {c.image_size}")
         num_patches = (c.image_size // c.patch_size) ** 2
         self.patch_embed = nn.Linear(c.in_channels * c.patch_size**2, c.dim)

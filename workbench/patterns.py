@@ -153,6 +153,11 @@ def attention_modules(model: nn.Module) -> dict[str, nn.Module]:
     return found
 
 
+def qualified(module_name: str, leaf: str) -> str:
+    """The state_dict name of ``leaf`` in module ``module_name`` ("" is the model itself)."""
+    return f"{module_name}.{leaf}" if module_name else leaf
+
+
 def _excluded(name: str, exclude) -> bool:
     return any(name == pattern or fnmatch.fnmatchcase(name, pattern) for pattern in exclude)
 
@@ -182,11 +187,11 @@ def build_targets(model: nn.Module, pattern: str | Pattern, exclude=()) -> list[
             ids = {}
             for part in ("q", "k", "v"):
                 rows = getattr(attention, part).weight.shape[0]
-                ids[f"{name}.{part}.weight"] = (
+                ids[qualified(name, f"{part}.weight")] = (
                     torch.arange(rows).div(attention.head_dim, rounding_mode="floor").view(-1, 1).expand(-1, getattr(attention, part).weight.shape[1]).clone()
                 )
             out = attention.out.weight
-            ids[f"{name}.out.weight"] = torch.arange(out.shape[1]).div(attention.head_dim, rounding_mode="floor").view(1, -1).expand(out.shape[0], -1).clone()
+            ids[qualified(name, "out.weight")] = torch.arange(out.shape[1]).div(attention.head_dim, rounding_mode="floor").view(1, -1).expand(out.shape[0], -1).clone()
             targets.append(Target(name, ids, attention.num_heads))
         if not targets:
             raise ValueError("the head pattern needs attention modules with num_heads, head_dim and q/k/v/out Linear layers; this model has none (not excluded)")
@@ -203,7 +208,7 @@ def build_targets(model: nn.Module, pattern: str | Pattern, exclude=()) -> list[
         raise ValueError(f"nothing to prune: no Linear or Conv layer left for pattern {pattern.kind!r} (exclude={list(exclude)})")
     targets = []
     for name, layer in layers.items():
-        weight_name = f"{name}.weight"
+        weight_name = qualified(name, "weight")
         _check_shape(weight_name, layer.weight, pattern)
         if pattern.kind == "nm":
             ids, count = _nm_ids(layer.weight, pattern.m)

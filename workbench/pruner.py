@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 
 import torch
@@ -29,7 +30,7 @@ from torch.func import functional_call
 
 from .criteria import get_criterion
 from .masks import apply_masks, dense_parameter, get_masks, is_masked, undo
-from .patterns import Target, build_targets, nm_keep, parse_pattern
+from .patterns import Target, build_targets, nm_keep, parse_pattern, prunable_layers, qualified
 
 SCOPES = ("local", "global")
 REDUCTIONS = ("l2", "sum", "mean")
@@ -119,11 +120,10 @@ def sparsity_report(model: nn.Module) -> SparsityReport:
         >>> wb.sparsity_report(wb.build_model("mlp")).sparsity
         0.0
     """
-    names = {f"{name}.weight" for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))}
-    names |= set(get_masks(model))
+    names = {qualified(name, "weight") for name in prunable_layers(model)} | set(get_masks(model))
     layers = []
     for name, _ in model.named_parameters():  # keeps module order; masked weights appear as .original
-        plain = name.replace(".parametrizations.", ".").removesuffix(".original")
+        plain = re.sub(r"(^|\.)parametrizations\.", r"\1", name).removesuffix(".original")
         if plain in names:
             module_name, _, leaf = plain.rpartition(".")
             value = getattr(model.get_submodule(module_name), leaf)

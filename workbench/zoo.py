@@ -50,10 +50,10 @@ def checkpoint_dir() -> Path:
     return Path(str(resources.files("workbench") / "checkpoints"))
 
 
-def checkpoint_info(name: str, directory: Path | None = None) -> dict:
+def checkpoint_info(name: str, directory: Path | str | None = None) -> dict:
     """The metadata of a shipped checkpoint (config, dataset, recipe, test accuracy, parameters)."""
     model_spec(name)
-    path = (directory or checkpoint_dir()) / f"{name}.json"
+    path = Path(directory or checkpoint_dir()) / f"{name}.json"
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -62,7 +62,7 @@ def checkpoint_info(name: str, directory: Path | None = None) -> dict:
         raise ValueError(f"checkpoint metadata {path} is not valid JSON: {error}") from None
 
 
-def pretrained(name: str, directory: Path | None = None) -> nn.Module:
+def pretrained(name: str, directory: Path | str | None = None) -> nn.Module:
     """The shipped trained model ``name``, on the CPU, in eval mode.
 
     Raises ValueError naming the file when it is missing, corrupt, or does not fit the model.
@@ -72,8 +72,13 @@ def pretrained(name: str, directory: Path | None = None) -> nn.Module:
         >>> wb.pretrained("cnn").fc.out_features
         10
     """
+    directory = Path(directory) if directory is not None else None
     info = checkpoint_info(name, directory)
-    model = build_model(name, config_from_dict(name, info["config"]))
+    meta_path = (directory or checkpoint_dir()) / f"{name}.json"
+    try:
+        model = build_model(name, config_from_dict(name, info["config"]))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"checkpoint metadata {meta_path} has no valid 'config' for {name!r}: {error}") from None
     path = (directory or checkpoint_dir()) / f"{name}.pt"
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

@@ -1,6 +1,6 @@
 """The tour app: a sparsity slider driving per-layer magnitude masks and the tour figure.
 
-A thin view: the logic is ``MagnitudeSweep``, the drawing is ``TourFigure``; this file wires them
+A thin view: the logic is a ``Sweep`` over a magnitude ``Pruner``, the drawing is ``TourFigure``; this file wires them
 to ipywidgets. The figure is shown as a PNG in an ``ipywidgets.Image`` so it updates in place, with
 no flicker and no front-end extension (the same in JupyterLab, Voilà and nbval).
 
@@ -19,7 +19,8 @@ import ipywidgets as widgets
 import numpy as np
 
 from ..data import load_dataset
-from ..magnitude import MagnitudeSweep, check_sparsity
+from ..pruner import Pruner, check_sparsity
+from ..sweep import Sweep
 from ..viz.tour import TourFigure
 from ..zoo import pretrained
 
@@ -36,7 +37,8 @@ class TourApp:
 
     def __init__(self, model=None, split=None):
         self.model = model if model is not None else pretrained("mlp")
-        self.sweep = MagnitudeSweep(self.model, split if split is not None else load_dataset("digits").test)
+        pruner = Pruner(self.model, criterion="magnitude", pattern="unstructured", scope="local")
+        self.sweep = Sweep(pruner, split if split is not None else load_dataset("digits").test)
         self.curve = self.sweep.curve(CURVE_SPARSITIES)
         self.view = TourFigure(self.sweep.masks(0.0), CURVE_SPARSITIES, self.curve)
         self.slider = widgets.FloatSlider(
@@ -47,9 +49,16 @@ class TourApp:
         self.status = widgets.HTML()
         self.update_ms: list[float] = []
         self.state: dict = {}
-        self.slider.observe(lambda change: self.update(change["new"]), names="value")
+        self.slider.observe(self._on_slider, names="value")
         self.widget = widgets.VBox([widgets.HBox([self.slider, self.status]), self.image])
         self.update(0.0)
+
+    def _on_slider(self, change) -> None:
+        try:
+            self.update(change["new"])
+        except ValueError:
+            self.slider.value = change["old"]  # e.g. NaN typed in: keep slider, state and figure in step
+            raise
 
     def update(self, sparsity: float) -> None:
         """Re-threshold the cached magnitude order, evaluate, redraw; records the time taken."""

@@ -1,0 +1,84 @@
+"""Shared fixtures for the workbench test suite.
+
+Small models train faster on one thread, and one thread makes CPU training bit-for-bit
+reproducible, so the whole session runs single-threaded.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+
+import pytest
+import torch
+from hypothesis import HealthCheck, settings
+
+import workbench as wb
+
+torch.set_num_threads(1)
+
+settings.register_profile(
+    "workbench",
+    deadline=None,  # the first call of anything torch-related is slow; that is not a bug
+    max_examples=20,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,  # a failure prints how to reproduce it
+)
+settings.register_profile("thorough", parent=settings.get_profile("workbench"), max_examples=500)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "workbench"))  # HYPOTHESIS_PROFILE=thorough for a long hunt
+
+# Test-accuracy floors of the shipped checkpoints on load_dataset("digits").test.
+ACCURACY_FLOORS = {"mlp": 0.97, "cnn": 0.985, "transformer": 0.97}
+SHIPPED = ("mlp", "cnn", "transformer", "mlp2d")
+
+
+def retry_load(load, attempts: int = 10, wait_s: float = 3.0):
+    """Call ``load`` again while a checkpoint is being rewritten (a ValueError from a half-written file)."""
+    for attempt in range(attempts):
+        try:
+            return load()
+        except ValueError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(wait_s)
+
+
+@pytest.fixture(scope="session")
+def digits() -> wb.DatasetSplits:
+    return wb.load_dataset("digits")
+
+
+@pytest.fixture(scope="session")
+def moons() -> wb.DatasetSplits:
+    return wb.load_dataset("moons")
+
+
+@pytest.fixture(scope="session")
+def _shipped_cache() -> dict:
+    return {}
+
+
+@pytest.fixture
+def shipped(_shipped_cache):
+    """``shipped(name)``: a fresh copy of the shipped model ``name`` (tests may modify it)."""
+
+    def get(name: str) -> torch.nn.Module:
+        if name not in _shipped_cache:
+            _shipped_cache[name] = retry_load(lambda: wb.pretrained(name))
+        return copy.deepcopy(_shipped_cache[name])
+
+    return get
+
+
+def state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached clone of every tensor in the state_dict."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    """Bit-for-bit equality of two state dicts (same keys, dtypes, shapes, values)."""
+    assert a.keys() == b.keys()
+    for key in a:
+        assert a[key].dtype == b[key].dtype, key
+        assert torch.equal(a[key], b[key]), f"{key} differs"

@@ -1,0 +1,133 @@
+"""The `workbench` command line: info (text and JSON), train, argument errors, the console script."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ACCURACY_FLOORS, SHIPPED
+
+import workbench as wb
+from workbench.cli import main
+from workbench.models import count_parameters
+
+
+@pytest.fixture(scope="module")
+def report() -> dict:
+    """What ``workbench info --json`` prints, parsed (run once per module)."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert main(["info", "--json"]) == 0
+    return json.loads(buffer.getvalue())
+
+
+def test_info_json_is_one_object(capsys):
+    assert main(["info", "--json"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.strip().splitlines()
+    assert len(lines) == 1, "--json must print exactly one line"
+    parsed = json.loads(lines[0])
+    assert set(parsed) == {"datasets", "models"}
+    assert set(parsed["models"]) == set(SHIPPED)
+    assert set(parsed["datasets"]) == set(wb.DATASETS)
+
+
+def test_info_models(report, shipped):
+    for name in SHIPPED:
+        entry = report["models"][name]
+        info = wb.checkpoint_info(name)
+        assert entry["checkpoint"] is True
+        assert entry["dataset"] == wb.MODELS[name].dataset
+        assert entry["description"] == wb.MODELS[name].description
+        assert entry["parameters"] == info["parameters"] == count_parameters(shipped(name))
+        assert entry["test_accuracy"] == info["test_accuracy"]
+    for name, floor in ACCURACY_FLOORS.items():
+        assert report["models"][name]["test_accuracy"] >= floor
+
+
+def test_info_datasets(report):
+    for name in wb.DATASETS:
+        data = wb.load_dataset(name)
+        assert report["datasets"][name] == {
+            "input_shape": list(data.input_shape),
+            "classes": data.num_classes,
+            "train": len(data.train),
+            "val": len(data.val),
+            "test": len(data.test),
+        }
+
+
+def test_info_text(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    for name in (*SHIPPED, *wb.DATASETS):
+        assert name in out
+    assert "1257/180/360" in out
+
+
+def test_console_script():
+    """The installed entry point runs ``workbench.cli:main`` and turns its result into the exit status."""
+    script = Path(sys.executable).with_name("workbench")
+    assert script.exists(), "the `workbench` console script is not installed in this environment"
+    result = subprocess.run([str(script), "train", "mlp2d", "--epochs", "0"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, (result.stdout, result.stderr)  # main()'s 2 became the exit status
+    assert "--epochs must be at least 1" in result.stderr and result.stdout == ""
+
+
+@pytest.mark.parametrize("epochs", ["0", "-3"])
+def test_train_bad_epochs_exits_2_and_writes_nothing(tmp_path, capsys, epochs):
+    assert main(["train", "mlp2d", "--epochs", epochs, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--epochs must be at least 1" in err and epochs in err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "resnet"],
+        ["train", "mlp2d", "--epochs", "abc"],
+        ["train", "mlp2d", "--epochs", "1.5"],
+        ["train"],
+        [],
+        ["frobnicate"],
+        ["info", "--bogus"],
+    ],
+)
+def test_argparse_errors_exit_2(tmp_path, capsys, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--out", str(tmp_path)] if argv[:1] == ["train"] and len(argv) > 1 else argv)
+    assert exit_info.value.code == 2
+    assert "usage: workbench" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_unknown_model_message_lists_choices(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "resnet"])
+    err = capsys.readouterr().err
+    assert "invalid choice" in err
+    for name in SHIPPED:
+        assert name in err
+
+
+def test_help_exits_0(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "info" in out and "train" in out
+
+
+def test_train_json_writes_checkpoint(tmp_path, capsys):
+    assert main(["train", "mlp2d", "--epochs", "1", "--out", str(tmp_path), "--json"]) == 0
+    meta = json.loads(capsys.readouterr().out)
+    assert meta["recipe"]["epochs"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlp2d.json", "mlp2d.pt"]
+    model = wb.pretrained("mlp2d", directory=tmp_path)
+    assert wb.evaluate(model, wb.load_dataset("spirals").test) == meta["test_accuracy"]
