@@ -63,26 +63,31 @@ def dense_parameter(model: nn.Module, name: str) -> torch.Tensor:
     return getattr(module, leaf)
 
 
-def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor], compose: bool = False) -> None:
+def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor], compose: bool = False) -> dict[str, torch.Tensor]:
     """Mask each named parameter of ``model``; an existing mask is replaced (or AND-ed when ``compose``).
 
     All masks are validated before anything changes, so a bad call leaves the model untouched.
+    Returns the masks now in force, by name.
     """
     checked = []
     for name, mask in masks.items():
         module, leaf = _owner(model, name)
-        tensor = dense_parameter(model, name) if hasattr(module, leaf) else None
-        if tensor is None:
+        tensor = dense_parameter(model, name) if leaf in module._parameters or parametrize.is_parametrized(module, leaf) else None
+        if not isinstance(tensor, torch.Tensor):
             raise ValueError(f"model has no parameter {name!r}")
         if mask.shape != tensor.shape or mask.dtype != torch.bool:
             raise ValueError(f"mask for {name!r} must be a bool tensor of shape {tuple(tensor.shape)}, got {mask.dtype} {tuple(mask.shape)}")
-        checked.append((module, leaf, mask.to(tensor.device)))
-    for module, leaf, mask in checked:
+        checked.append((name, module, leaf, mask.to(tensor.device)))
+    applied = {}
+    for name, module, leaf, mask in checked:
         existing = _mask_of(module, leaf)
         if existing is None:
-            parametrize.register_parametrization(module, leaf, WeightMask(mask))
+            existing = WeightMask(mask.clone())
+            parametrize.register_parametrization(module, leaf, existing)
         else:
             existing.mask.copy_(existing.mask & mask if compose else mask)
+        applied[name] = existing.mask
+    return applied
 
 
 def get_masks(model: nn.Module) -> dict[str, torch.Tensor]:

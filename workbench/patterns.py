@@ -75,6 +75,7 @@ class Target:
     name: str  # module name shown to users, e.g. "fc1" or "blocks.0.attn"
     group_ids: dict[str, torch.Tensor]  # state_dict name → long tensor, -1 = outside every group
     num_groups: int
+    elementwise: bool = False  # one group per element, ids = flat index (unstructured): masks are views
     group_sizes: torch.Tensor = field(init=False)  # elements per group
 
     def __post_init__(self):
@@ -101,6 +102,8 @@ class Target:
 
     def element_masks(self, keep: torch.Tensor) -> dict[str, torch.Tensor]:
         """Bool masks per parameter from a bool keep-vector over groups (elements outside groups stay)."""
+        if self.elementwise:
+            return {name: keep.view(ids.shape) for name, ids in self.group_ids.items()}
         padded = torch.cat([keep, keep.new_ones(1)])  # index -1 → the trailing True
         return {name: padded[ids] for name, ids in self.group_ids.items()}
 
@@ -214,7 +217,7 @@ def build_targets(model: nn.Module, pattern: str | Pattern, exclude=()) -> list[
             ids, count = _nm_ids(layer.weight, pattern.m)
         else:
             ids, count = _view2d_ids(layer.weight, pattern.kind, pattern.block)
-        targets.append(Target(name, {weight_name: ids}, count))
+        targets.append(Target(name, {weight_name: ids}, count, elementwise=pattern.kind == "unstructured"))
     return targets
 
 

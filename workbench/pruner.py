@@ -286,9 +286,7 @@ class Pruner:
     def apply(self, sparsity: float | None = None, layer_sparsity: dict[str, float] | None = None) -> PruneResult:
         """Mask the model at ``sparsity`` (replacing its masks, or AND-ing them when composing)."""
         masks, notes = self._select(sparsity, layer_sparsity)
-        apply_masks(self.model, masks, compose=self.compose)
-        applied = get_masks(self.model)
-        final = {name: applied[name] for name in masks}
+        final = apply_masks(self.model, masks, compose=self.compose)
         report = report_from_masks(final, notes)
         return PruneResult(report.layers, report.notes, masks=final)
 
