@@ -15,14 +15,15 @@ Example:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
-from torch.utils.data import DataLoader, Dataset
+
+from .data import batches
 
 Scores = dict[str, torch.Tensor]
 
@@ -52,26 +53,6 @@ def get_criterion(name: str) -> Criterion:
     if name not in CRITERIA:
         raise ValueError(f"unknown criterion {name!r}; choose one of {', '.join(CRITERIA)}")
     return CRITERIA[name]
-
-
-def batches(data, batch_size: int = 128, max_batches: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(inputs, labels) batches from a DatasetSplits (its .train), Dataset, DataLoader or tuple."""
-    if data is None:
-        raise ValueError("this criterion needs data: pass data=<DatasetSplits, Dataset, DataLoader or (inputs, labels)>")
-    if hasattr(data, "train") and hasattr(data, "val"):
-        data = data.train
-    if isinstance(data, tuple):
-        loader = [data]
-    elif isinstance(data, DataLoader):
-        loader = data
-    elif isinstance(data, Dataset):
-        loader = DataLoader(data, batch_size=batch_size)
-    else:
-        raise ValueError(f"data must be a DatasetSplits, Dataset, DataLoader or (inputs, labels) tuple, got {type(data).__name__}")
-    for index, batch in enumerate(loader):
-        if max_batches is not None and index >= max_batches:
-            return
-        yield batch[0], batch[1]
 
 
 def _parameters(model: nn.Module, names: list[str]) -> dict[str, torch.Tensor]:

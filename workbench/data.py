@@ -15,9 +15,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from collections.abc import Iterator
+
 import numpy as np
 import torch
-from torch.utils.data import TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 DATASETS = ("digits", "moons", "spirals")
 
@@ -125,3 +127,29 @@ def _split(name, inputs, labels, classes, seed, standardize: bool) -> DatasetSpl
         mean=mean,
         std=std,
     )
+
+
+def batches(data, batch_size: int = 128, max_batches: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(inputs, labels) batches from a DatasetSplits (its .train), a Dataset, a DataLoader or one tuple.
+
+    Example:
+        >>> inputs, labels = next(batches(load_dataset("digits"), batch_size=32))
+        >>> tuple(inputs.shape), tuple(labels.shape)
+        ((32, 1, 8, 8), (32,))
+    """
+    if data is None:
+        raise ValueError("data is needed here: pass a DatasetSplits, Dataset, DataLoader or (inputs, labels)")
+    if isinstance(data, DatasetSplits):
+        data = data.train
+    if isinstance(data, tuple):
+        loader = [data]
+    elif isinstance(data, DataLoader):
+        loader = data
+    elif isinstance(data, Dataset):
+        loader = DataLoader(data, batch_size=batch_size)
+    else:
+        raise ValueError(f"data must be a DatasetSplits, Dataset, DataLoader or (inputs, labels) tuple, got {type(data).__name__}")
+    for index, batch in enumerate(loader):
+        if max_batches is not None and index >= max_batches:
+            return
+        yield batch[0], batch[1]

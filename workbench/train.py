@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from .data import DatasetSplits, batches
 from .devices import resolve_device
 
 LossHook = Callable[[nn.Module, torch.Tensor], torch.Tensor]  # (model, loss) -> loss, e.g. + a regularizer
@@ -142,19 +143,13 @@ def fine_tune(model: nn.Module, data, *, epochs: int = 3, lr: float = 5e-4, **kw
 @torch.no_grad()
 def predict(model: nn.Module, split, batch_size: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and labels of a split (Dataset, DataLoader or (inputs, labels) tuple), on the CPU."""
+    if isinstance(split, DatasetSplits) or not isinstance(split, (tuple, DataLoader, Dataset)):
+        raise ValueError(f"split must be a Dataset, DataLoader or (inputs, labels) tuple (e.g. data.test), got {type(split).__name__}")
     device = next(model.parameters()).device
-    if isinstance(split, tuple):
-        batches = [split]
-    elif isinstance(split, DataLoader):
-        batches = split
-    elif isinstance(split, Dataset):
-        batches = DataLoader(split, batch_size=batch_size)
-    else:
-        raise ValueError(f"split must be a Dataset, DataLoader or (inputs, labels) tuple, got {type(split).__name__}")
     was_training = model.training
     model.eval()
     try:
-        outputs = [(model(x.to(device)).cpu(), y) for x, y in batches]
+        outputs = [(model(x.to(device)).cpu(), y) for x, y in batches(split, batch_size)]
     finally:
         model.train(was_training)
     return torch.cat([o for o, _ in outputs]), torch.cat([y for _, y in outputs])
