@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +25,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from .data import batches
+from .masks import dense_parameter
 
 Scores = dict[str, torch.Tensor]
 
@@ -56,8 +58,23 @@ def get_criterion(name: str) -> Criterion:
 
 
 def _parameters(model: nn.Module, names: list[str]) -> dict[str, torch.Tensor]:
-    params = dict(model.named_parameters())
-    return {name: params[name] for name in names}
+    """The dense tensors behind ``names`` (the originals of masked weights)."""
+    return {name: dense_parameter(model, name) for name in names}
+
+
+@contextmanager
+def _trainable(params: list[torch.Tensor]):
+    """Let gradients reach ``params`` (frozen ones too) and leave their requires_grad and .grad as found."""
+    saved = [(p, p.requires_grad, p.grad) for p in params]
+    try:
+        for p in params:
+            p.requires_grad_(True)
+            p.grad = None
+        yield
+    finally:
+        for p, requires_grad, gradient in saved:
+            p.requires_grad_(requires_grad)
+            p.grad = gradient
 
 
 def _weight_gradients(model: nn.Module, names: list[str], data, max_batches: int | None, batch_size: int = 128):
@@ -65,15 +82,16 @@ def _weight_gradients(model: nn.Module, names: list[str], data, max_batches: int
     params = _parameters(model, names)
     was_training = model.training
     model.eval()
-    try:
-        device = next(model.parameters()).device
-        for inputs, labels in batches(data, batch_size, max_batches):
-            model.zero_grad(set_to_none=True)
-            F.cross_entropy(model(inputs.to(device)), labels.to(device)).backward()
-            yield {name: (p.detach(), p.grad.detach().clone()) for name, p in params.items()}
-    finally:
-        model.zero_grad(set_to_none=True)
-        model.train(was_training)
+    with _trainable(list(params.values())):
+        try:
+            device = next(model.parameters()).device
+            for inputs, labels in batches(data, batch_size, max_batches):
+                for p in params.values():
+                    p.grad = None
+                F.cross_entropy(model(inputs.to(device)), labels.to(device)).backward()
+                yield {name: (p.detach(), p.grad.detach().clone()) for name, p in params.items()}
+        finally:
+            model.train(was_training)
 
 
 @register("magnitude", needs_data=False, description="|w|; groups reduce it to L1 (sum) or L2 norms")
@@ -123,19 +141,20 @@ def obd(model, names, data, hessian: str = "fisher", max_samples: int = 256, pro
 def _fisher_diagonal(model, names, data, max_samples, probes, seed):
     """Mean over samples of squared per-sample gradients (the empirical Fisher's diagonal)."""
     model = copy.deepcopy(model).eval()
-    params = {name: p.detach() for name, p in model.named_parameters()}
-    buffers = dict(model.named_buffers())
-    chosen = {name: params[name] for name in names}
+    state = {**{n: p.detach() for n, p in model.named_parameters()}, **dict(model.named_buffers())}
+    chosen = {name: dense_parameter(model, name).detach() for name in names}
+    registered = {name: next(n for n, p in model.named_parameters() if p is dense_parameter(model, name)) for name in names}
 
     def sample_loss(weights, x, y):
-        logits = functional_call(model, {**params, **buffers, **weights}, (x.unsqueeze(0),))
+        overrides = {registered[name]: w for name, w in weights.items()}
+        logits = functional_call(model, {**state, **overrides}, (x.unsqueeze(0),))
         return F.cross_entropy(logits, y.unsqueeze(0))
 
     per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
     total, count = {name: torch.zeros_like(p) for name, p in chosen.items()}, 0
+    device = next(iter(chosen.values())).device
     for inputs, labels in batches(data, batch_size=64):
         inputs, labels = inputs[: max_samples - count], labels[: max_samples - count]
-        device = next(iter(chosen.values())).device
         for name, g in per_sample(chosen, inputs.to(device), labels.to(device)).items():
             total[name] += (g**2).sum(0)
         count += len(labels)
@@ -151,32 +170,34 @@ def _hutchinson_diagonal(model, names, data, max_samples, probes, seed):
     total = {name: torch.zeros_like(p) for name, p in params.items()}
     was_training = model.training
     model.eval()
-    try:
-        device = next(model.parameters()).device
-        inputs, labels = next(batches(data, batch_size=max_samples))
-        loss = F.cross_entropy(model(inputs.to(device)), labels.to(device))
-        gradients = torch.autograd.grad(loss, list(params.values()), create_graph=True)
-        for _ in range(probes):
-            vs = [(torch.randint(0, 2, p.shape, generator=generator) * 2 - 1).to(p) for p in params.values()]
-            hvs = torch.autograd.grad(gradients, list(params.values()), grad_outputs=vs, retain_graph=True)
-            for name, v, hv in zip(params, vs, hvs):
-                total[name] += v * hv / probes
-    finally:
-        model.train(was_training)
+    with _trainable(list(params.values())):
+        try:
+            device = next(model.parameters()).device
+            inputs, labels = next(batches(data, batch_size=max_samples))
+            inputs, labels = inputs[:max_samples], labels[:max_samples]
+            loss = F.cross_entropy(model(inputs.to(device)), labels.to(device))
+            gradients = torch.autograd.grad(loss, list(params.values()), create_graph=True)
+            for _ in range(probes):
+                vs = [(torch.randint(0, 2, p.shape, generator=generator) * 2 - 1).to(p) for p in params.values()]
+                hvs = torch.autograd.grad(gradients, list(params.values()), grad_outputs=vs, retain_graph=True)
+                for name, v, hv in zip(params, vs, hvs):
+                    total[name] += v * hv / probes
+        finally:
+            model.train(was_training)
     return {name: t.detach().clamp_min(0) for name, t in total.items()}
 
 
 @register("synflow", needs_data=False, description="SynFlow |θ·∂R/∂θ| with R = sum of the |θ|-network's output on ones; data-free")
 def synflow(model, names, data, **_) -> Scores:
     probe = copy.deepcopy(model).double().eval()
-    params = dict(probe.named_parameters())
     with torch.no_grad():
-        for p in params.values():
-            p.abs_()
+        for p in probe.parameters():
+            p.abs_().requires_grad_(True)
     input_shape = _input_shape(model, data)
     ones = torch.ones((1, *input_shape), dtype=torch.float64, device=next(probe.parameters()).device)
     probe(ones).sum().backward()
-    return {name: (params[name] * params[name].grad).detach().abs().to(model.get_parameter(name).dtype) for name in names}
+    params = _parameters(probe, names)
+    return {name: (p * p.grad).detach().abs().to(dense_parameter(model, name).dtype) for name, p in params.items()}
 
 
 def _input_shape(model, data) -> tuple[int, ...]:

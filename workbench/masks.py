@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -36,6 +37,11 @@ class WeightMask(nn.Module):
 
     def extra_repr(self) -> str:
         return f"sparsity={1 - self.mask.float().mean().item():.3f}"
+
+
+def qualified(module_name: str, leaf: str) -> str:
+    """The state_dict name of ``leaf`` in module ``module_name`` ("" is the model itself)."""
+    return f"{module_name}.{leaf}" if module_name else leaf
 
 
 def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
@@ -63,6 +69,37 @@ def dense_parameter(model: nn.Module, name: str) -> torch.Tensor:
     return getattr(module, leaf)
 
 
+def functional_weights(model: nn.Module, weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Arguments for ``torch.func.functional_call`` running ``model`` with ``weights * masks`` in place of
+    the named parameters, whether or not the model is masked (its own masks are then overridden)."""
+    overrides = {}
+    for name, mask in masks.items():
+        module, leaf = _owner(model, name)
+        existing = _mask_of(module, leaf)
+        if existing is None:
+            overrides[name] = weights[name] * mask
+        else:
+            prefix = qualified(name.rpartition(".")[0], f"parametrizations.{leaf}")
+            index = list(module.parametrizations[leaf]).index(existing)
+            overrides[f"{prefix}.original"] = weights[name]
+            overrides[f"{prefix}.{index}.mask"] = mask
+    return overrides
+
+
+@contextmanager
+def unmasked(model: nn.Module):
+    """Run a block with every mask of ``model`` set to all-True (a dense forward); masks restored after."""
+    masks = get_masks(model)
+    saved = {name: mask.clone() for name, mask in masks.items()}
+    try:
+        for mask in masks.values():
+            mask.fill_(True)
+        yield model
+    finally:
+        for name, mask in masks.items():
+            mask.copy_(saved[name])
+
+
 def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor], compose: bool = False) -> dict[str, torch.Tensor]:
     """Mask each named parameter of ``model``; an existing mask is replaced (or AND-ed when ``compose``).
 
@@ -72,6 +109,8 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor], compose: bool 
     checked = []
     for name, mask in masks.items():
         module, leaf = _owner(model, name)
+        if not isinstance(mask, torch.Tensor):
+            raise ValueError(f"mask for {name!r} must be a bool tensor, got {type(mask).__name__}")
         tensor = dense_parameter(model, name) if leaf in module._parameters or parametrize.is_parametrized(module, leaf) else None
         if not isinstance(tensor, torch.Tensor):
             raise ValueError(f"model has no parameter {name!r}")
@@ -98,7 +137,7 @@ def get_masks(model: nn.Module) -> dict[str, torch.Tensor]:
             for leaf in module.parametrizations:
                 mask = _mask_of(module, leaf)
                 if mask is not None:
-                    result[f"{module_name}.{leaf}" if module_name else leaf] = mask.mask
+                    result[qualified(module_name, leaf)] = mask.mask
     return result
 
 
@@ -106,9 +145,18 @@ def is_masked(model: nn.Module) -> bool:
     return bool(get_masks(model))
 
 
+def _own_class(module: nn.Module) -> None:
+    """Give a parametrized module a class of its own: a deep copy shares torch's generated class with its
+    original, and removing a parametrization edits that class, which would break the original too."""
+    cls = module.__class__
+    namespace = {k: v for k, v in vars(cls).items() if k not in ("__dict__", "__weakref__")}
+    module.__class__ = type(cls.__name__, cls.__bases__, namespace)
+
+
 def _remove_all(model: nn.Module, leave_parametrized: bool) -> None:
     for name in list(get_masks(model)):
         module, leaf = _owner(model, name)
+        _own_class(module)
         parametrize.remove_parametrizations(module, leaf, leave_parametrized=leave_parametrized)
 
 
@@ -131,7 +179,7 @@ def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
             if match[3] != "original":
                 continue  # the mask buffers
             module_name, leaf = match[1] or "", match[2]
-            name = f"{module_name}.{leaf}" if module_name else leaf
+            name = qualified(module_name, leaf)
             value = getattr(model.get_submodule(module_name), leaf)
         state[name] = value.detach().clone()
     return state

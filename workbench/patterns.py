@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .masks import qualified
+
 PATTERNS = ("unstructured", "N:M (e.g. 2:4)", "blockRxC (e.g. block1x4, block4x4)", "kernel", "neuron", "filter", "channel", "head")
 OUTPUT_PATTERNS = ("neuron", "filter")  # whole output units: rows of a Linear, filters of a Conv
 PRUNABLE_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -154,11 +156,6 @@ def attention_modules(model: nn.Module) -> dict[str, nn.Module]:
         ):
             found[name] = module
     return found
-
-
-def qualified(module_name: str, leaf: str) -> str:
-    """The state_dict name of ``leaf`` in module ``module_name`` ("" is the model itself)."""
-    return f"{module_name}.{leaf}" if module_name else leaf
 
 
 def _excluded(name: str, exclude) -> bool:

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 from dataclasses import dataclass, field
@@ -29,8 +30,8 @@ from torch import nn
 from torch.func import functional_call
 
 from .criteria import get_criterion
-from .masks import apply_masks, dense_parameter, get_masks, is_masked, undo
-from .patterns import Target, build_targets, nm_keep, parse_pattern, prunable_layers, qualified
+from .masks import apply_masks, dense_parameter, functional_weights, get_masks, qualified, unmasked
+from .patterns import Target, build_targets, nm_keep, parse_pattern, prunable_layers
 
 SCOPES = ("local", "global")
 REDUCTIONS = ("l2", "sum", "mean")
@@ -181,14 +182,11 @@ class Pruner:
         self.pattern = parse_pattern(pattern)
         self.targets: list[Target] = build_targets(model, self.pattern, exclude)
         self.names = [name for target in self.targets for name in target.group_ids]
-        self.dense_model = copy.deepcopy(model) if is_masked(model) else model
-        if self.dense_model is not model:
-            undo(self.dense_model)
         self.weights = {name: dense_parameter(model, name).detach() for name in self.names}
         current = get_masks(model)
-        self.current_masks = {name: current[name] for name in self.names if name in current}
-        scored = model if compose else self.dense_model
-        scores = self.criterion.fn(scored, self.names, data, **(criterion_options or {}))
+        self.current_masks = {name: current[name].clone() for name in self.names if name in current}
+        with contextlib.nullcontext() if compose else unmasked(model):  # score the dense model unless composing
+            scores = self.criterion.fn(model, self.names, data, **(criterion_options or {}))
         self.scores = {name: scores[name].detach() for name in self.names}
         if self.pattern.kind == "nm":
             self.nm_masks = {
@@ -286,20 +284,19 @@ class Pruner:
     def apply(self, sparsity: float | None = None, layer_sparsity: dict[str, float] | None = None) -> PruneResult:
         """Mask the model at ``sparsity`` (replacing its masks, or AND-ing them when composing)."""
         masks, notes = self._select(sparsity, layer_sparsity)
-        final = apply_masks(self.model, masks, compose=self.compose)
+        final = {name: mask.clone() for name, mask in apply_masks(self.model, masks, compose=self.compose).items()}
         report = report_from_masks(final, notes)
         return PruneResult(report.layers, report.notes, masks=final)
 
     @torch.no_grad()
     def logits(self, masks: dict[str, torch.Tensor], inputs: torch.Tensor) -> torch.Tensor:
         """Outputs of the model with ``masks`` applied to its dense weights (the model is not changed)."""
-        was_training = self.dense_model.training
-        self.dense_model.eval()
+        was_training = self.model.training
+        self.model.eval()
         try:
-            weights = {name: self.weights[name] * mask for name, mask in masks.items()}
-            return functional_call(self.dense_model, weights, (inputs,))
+            return functional_call(self.model, functional_weights(self.model, self.weights, masks), (inputs,))
         finally:
-            self.dense_model.train(was_training)
+            self.model.train(was_training)
 
     def accuracy(self, masks: dict[str, torch.Tensor], split) -> float:
         """Top-1 accuracy with ``masks`` on a split (a TensorDataset or an (inputs, labels) tuple)."""
@@ -339,7 +336,8 @@ def prune(model: nn.Module, sparsity: float | None = 0.5, criterion: str = "magn
     density = 1 - check_sparsity(sparsity)
     work = copy.deepcopy(model)  # rounds run on a copy so a failure leaves the model untouched
     if not compose:
-        undo(work)
+        for mask in get_masks(work).values():
+            mask.fill_(True)
     for round_index in range(1, iterations + 1):
         step = sparsity if round_index == iterations else 1 - density ** (round_index / iterations)
         result = Pruner(work, criterion, pattern, scope, data, exclude, compose=True, **options).apply(step)
