@@ -99,9 +99,12 @@ def magnitude(model, names, data, **_) -> Scores:
     return {name: p.detach().abs() for name, p in _parameters(model, names).items()}
 
 
+RANDOM_STREAM = 0x5C0_12E5  # offsets the seed: seed 0 must not replay torch.manual_seed(0)'s init draws
+
+
 @register("random", needs_data=False, description="uniform random scores (a baseline), seeded")
 def random_scores(model, names, data, seed: int = 0, **_) -> Scores:
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(RANDOM_STREAM + seed)
     return {name: torch.rand(p.shape, generator=generator).to(p.device) for name, p in _parameters(model, names).items()}
 
 
