@@ -114,6 +114,13 @@ def _hand_gradients(model: nn.Module, names, inputs, labels) -> dict[str, torch.
     return dict(zip(names, torch.autograd.grad(loss, params)))
 
 
+def assert_abs_w_times_g(scores, model, grads) -> None:
+    """Each score equals |w · g| for the given gradients."""
+    for name, gradient in grads.items():
+        expected = (model.get_parameter(name).detach() * gradient).abs()
+        torch.testing.assert_close(scores[name], expected, rtol=1e-5, atol=1e-9)
+
+
 @pytest.mark.parametrize("model_name", ["mlp", "cnn"])
 def test_taylor_is_abs_w_times_g_on_one_batch(shipped, digits, model_name):
     model = shipped(model_name)
@@ -121,9 +128,7 @@ def test_taylor_is_abs_w_times_g_on_one_batch(shipped, digits, model_name):
     x, y = digits.train.tensors[0][:50], digits.train.tensors[1][:50]
     scores = CRITERIA["taylor"].fn(model, names, (x, y))
     grads = _hand_gradients(shipped(model_name), names, x, y)
-    for name in names:
-        expected = (model.get_parameter(name).detach() * grads[name]).abs()
-        torch.testing.assert_close(scores[name], expected, rtol=1e-5, atol=1e-9)
+    assert_abs_w_times_g(scores, model, grads)
 
 
 def test_taylor_sums_gradients_over_batches(shipped, digits):
@@ -133,9 +138,7 @@ def test_taylor_sums_gradients_over_batches(shipped, digits):
     x, y = digits.train.tensors
     g1 = _hand_gradients(shipped("mlp"), names, x[:128], y[:128])
     g2 = _hand_gradients(shipped("mlp"), names, x[128:256], y[128:256])
-    for name in names:
-        expected = (model.get_parameter(name).detach() * (g1[name] + g2[name])).abs()
-        torch.testing.assert_close(scores[name], expected, rtol=1e-5, atol=1e-9)
+    assert_abs_w_times_g(scores, model, {name: g1[name] + g2[name] for name in names})
 
 
 @pytest.mark.parametrize("batch_size", [16, 64])
@@ -145,9 +148,7 @@ def test_snip_is_abs_w_times_g_on_first_batch(shipped, digits, batch_size):
     scores = CRITERIA["snip"].fn(model, names, digits, batch_size=batch_size)
     x, y = digits.train.tensors
     grads = _hand_gradients(shipped("mlp"), names, x[:batch_size], y[:batch_size])
-    for name in names:
-        expected = (model.get_parameter(name).detach() * grads[name]).abs()
-        torch.testing.assert_close(scores[name], expected, rtol=1e-5, atol=1e-9)
+    assert_abs_w_times_g(scores, model, grads)
 
 
 def test_snip_momentum_accumulates_with_decay_and_gain(shipped, digits):
