@@ -8,7 +8,7 @@ dense weights live on in ``module.parametrizations.weight.original``. Optimizer 
 Example:
     >>> from torch import nn
     >>> layer = nn.Linear(3, 2)
-    >>> apply_masks(layer, {"weight": torch.tensor([[True, False, True], [False, True, True]])})
+    >>> _ = apply_masks(layer, {"weight": torch.tensor([[True, False, True], [False, True, True]])})
     >>> int((layer.weight == 0).sum())
     2
     >>> undo(layer); is_masked(layer)
