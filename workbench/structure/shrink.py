@@ -1,0 +1,369 @@
+"""Shrink a structurally pruned model into a smaller plain PyTorch model with the same outputs.
+
+A unit (neuron, filter, head) is removed when its producing layers' weights are all zero under the
+masks (or every consumer ignores it, or an explicit ``keep`` leaves it out). A removed unit that still
+emits a constant (its bias, BatchNorm's shift, GELU(bias), …) is folded into the consumers' biases,
+measured numerically on the example inputs, so the shrunk model computes what the masked one did.
+
+Example:
+    >>> import torch, workbench as wb
+    >>> from workbench.models import build_model
+    >>> model = build_model("mlp").eval()
+    >>> _ = wb.prune(model, sparsity=0.5, pattern="neuron")
+    >>> small, report = shrink(model, example_inputs=torch.randn(4, 64))
+    >>> tuple(small.fc1.weight.shape)
+    (150, 64)
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..masks import get_masks, undo
+from .graph import DependencyGraph, DependencyGroup, as_inputs, trace_groups
+
+TOLERANCE = 1e-6  # relative spread under which a removed unit's input counts as constant
+
+
+@dataclass
+class ShrinkReport:
+    """What ``shrink`` did: layer shapes before → after, parameter counts, notes, timings."""
+
+    layers: list[tuple[str, str, str]] = field(default_factory=list)  # (name, before, after)
+    notes: list[str] = field(default_factory=list)
+    params_before: int = 0
+    params_after: int = 0
+    removed: dict[int, list[int]] = field(default_factory=dict)  # group id → removed units
+    graph: DependencyGraph | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        return [f"{name}: {before} → {after}" for name, before, after in self.layers]
+
+    def __str__(self) -> str:
+        ratio = self.params_after / self.params_before if self.params_before else 1.0
+        out = self.lines() + [f"parameters: {self.params_before:,} → {self.params_after:,} ({ratio:.1%})"]
+        return "\n".join(out + [f"note: {n}" for n in self.notes])
+
+
+def default_inputs(model: nn.Module, batch: int = 4) -> tuple:
+    """Random example inputs from a workbench model's config (MLP features or C×H×W images)."""
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "in_features"):
+        return (torch.randn(batch, config.in_features),)
+    if config is not None and hasattr(config, "in_channels"):
+        side = getattr(config, "image_size", 8)
+        return (torch.randn(batch, config.in_channels, side, side),)
+    raise ValueError(f"shrink needs example_inputs to trace {type(model).__name__} (e.g. one batch of inputs)")
+
+
+def _param(model: nn.Module, name: str) -> torch.Tensor:
+    module_name, _, leaf = name.rpartition(".")
+    return getattr(model.get_submodule(module_name), leaf)
+
+
+def _unit_view(tensor: torch.Tensor, member, size: int) -> torch.Tensor:
+    """(units, rest) view of a member tensor: all elements belonging to each unit."""
+    t = tensor.detach().movedim(member.dim, 0)
+    t = t.reshape(member.outer, size, member.block, -1).transpose(0, 1)
+    return t.reshape(size, -1)
+
+
+def _zero_units(model, group: DependencyGroup, members) -> torch.Tensor:
+    dead = torch.ones(group.size, dtype=torch.bool)
+    for m in members:
+        dead &= _unit_view(_param(model, m.param), m, group.size).eq(0).all(dim=1)
+    return dead
+
+
+def _candidates(model, group: DependencyGroup) -> torch.Tensor:
+    """Units the masks made removable: dead producers (all rows zero) or unread (all consumer columns zero)."""
+    producers = [m for m in group.producers if m.param.endswith("weight")]
+    consumers = [m for m in group.members if m.role == "consumer"]
+    dead = _zero_units(model, group, producers) if producers else torch.zeros(group.size, dtype=torch.bool)
+    unread = _zero_units(model, group, consumers) if consumers else torch.zeros(group.size, dtype=torch.bool)
+    return dead | unread
+
+
+def _inputs_by_column(x: torch.Tensor, dim: int) -> torch.Tensor:
+    return x.detach().movedim(dim, -1).reshape(-1, x.shape[dim])
+
+
+def _plan_group(model, group, removed, captured, notes, explicit):
+    """Check every removed unit contributes a constant at each consumer; return (removed, bias deltas)."""
+    deltas = {}
+    removed = removed.clone()
+    padded_kept: dict[str, list[int]] = {}
+    for point in group.consumers:
+        module = model.get_submodule(point.module)
+        member = next(m for m in group.members if m.param == point.param and m.role == "consumer")
+        inputs = captured.get(point.module)
+        if not inputs:
+            notes.append(f"{point.module} was never called on the example inputs; group {group.id} left whole")
+            return torch.zeros_like(removed), {}
+        columns = torch.cat([_inputs_by_column(x, point.dim) for x in inputs])
+        weight = module.weight.detach()
+        for unit in removed.nonzero().flatten().tolist():
+            cols = member.indices(torch.tensor([unit]), group.size)
+            if weight.index_select(1, cols).eq(0).all():
+                continue  # the consumer ignores this unit
+            values = columns[:, cols].double()
+            spread = (values.max(0).values - values.min(0).values).abs().max()
+            scale = values.abs().max().clamp_min(1.0)
+            padded = isinstance(module, (nn.Conv1d, nn.Conv2d)) and any(p != 0 for p in _padding(module))
+            if spread > TOLERANCE * scale:
+                if explicit:
+                    notes.append(f"group {group.id} unit {unit}: input of {point.module} is not constant; removed as asked (outputs change)")
+                    continue
+                notes.append(f"group {group.id} unit {unit}: input of {point.module} varies although its producers are zero; kept")
+                removed[unit] = False
+            elif padded and values[0].abs().max() > 0:
+                padded_kept.setdefault(point.module, []).append(unit)
+                removed[unit] = False
+    for module_name, units in padded_kept.items():
+        notes.append(f"group {group.id} ({_group_label(group)}): kept {len(units)} pruned unit(s) {units} whose nonzero constant output "
+                     f"feeds zero-padded {module_name} (the border makes it position-dependent, no bias can replace it)")
+    for point in group.consumers:
+        module = model.get_submodule(point.module)
+        member = next(m for m in group.members if m.param == point.param and m.role == "consumer")
+        units = removed.nonzero().flatten()
+        if not len(units):
+            continue
+        cols = member.indices(units, group.size)
+        columns = torch.cat([_inputs_by_column(x, point.dim) for x in captured[point.module]])
+        const = columns[:, cols].double().mean(0)
+        w = module.weight.detach().double().index_select(1, cols)
+        delta = (w.flatten(2).sum(2) if w.dim() > 2 else w) @ const
+        deltas[point.module] = deltas.get(point.module, 0) + delta
+    return removed, deltas
+
+
+def _padding(module):
+    p = module.padding
+    if isinstance(p, str):
+        return (1,) if p == "same" else (0,)
+    return tuple(p)
+
+
+def _round_keep(removed: torch.Tensor, keep_multiple: int, group, notes) -> torch.Tensor:
+    kept = int((~removed).sum())
+    target = max(1, math.ceil(kept / keep_multiple) * keep_multiple) if kept else max(1, keep_multiple)
+    target = min(target, group.size)
+    if kept == 0:
+        notes.append(f"group {group.id} ({_group_label(group)}): every unit was prunable; kept {target} so the model still computes")
+    removed = removed.clone()
+    for unit in removed.nonzero().flatten().tolist():
+        if int((~removed).sum()) >= target:
+            break
+        removed[unit] = False
+    return removed
+
+
+def _group_label(group: DependencyGroup) -> str:
+    if group.attention:
+        return f"heads of {group.attention}"
+    producers = sorted({m.module for m in group.producers})
+    return "outputs of " + ", ".join(producers)
+
+
+def shrink(model: nn.Module, masks=None, example_inputs=None, *, keep=None, keep_multiple: int = 1):
+    """A smaller plain copy of ``model`` without the units its structured masks removed, and a report.
+
+    Args:
+        model: a model, masked (e.g. after ``wb.prune(model, pattern="neuron"|"filter"|"head")``) or not.
+        masks: bool masks by parameter name to use instead of the model's own (``PruneResult.masks``);
+            or a ``{group id: kept unit indices}`` dict (same as ``keep``).
+        example_inputs: a batch of inputs (tensor or tuple) to trace with; workbench models make their own.
+        keep: ``{group id: LongTensor of kept units}`` for groups of ``trace_groups``; other groups follow the masks.
+        keep_multiple: round each group's kept units up to a multiple of this (hardware-friendly widths).
+
+    The original model is never modified. Outputs of the shrunk model equal the masked model's (eval mode).
+    """
+    if keep_multiple < 1:
+        raise ValueError(f"keep_multiple must be >= 1, got {keep_multiple}")
+    if isinstance(masks, dict) and masks and all(isinstance(k, int) for k in masks):
+        keep, masks = masks, None
+    start = time.perf_counter()
+    inputs = as_inputs(example_inputs) if example_inputs is not None else default_inputs(model)
+    mask_dict = dict(get_masks(model)) if masks is None else dict(masks)
+    base = copy.deepcopy(model)
+    undo(base)  # plain dense copy (masks.undo gives the copy's modules their own classes first)
+    with torch.no_grad():
+        for name, mask in mask_dict.items():
+            try:
+                _param(base, name).mul_(mask.to(_param(base, name).device))
+            except AttributeError:
+                raise ValueError(f"mask for {name!r} names no parameter of the model") from None
+    training = model.training
+    base.eval()
+    report = ShrinkReport()
+    report.params_before = sum(p.numel() for p in base.parameters())
+    graph = trace_groups(base, inputs)
+    report.graph = graph
+    report.notes += graph.warnings
+    report.seconds["trace"] = graph.trace_seconds
+    report.seconds["group"] = graph.group_seconds
+    keep = {int(k): torch.as_tensor(v, dtype=torch.long) for k, v in (keep or {}).items()}
+    for gid in keep:
+        if not 0 <= gid < len(graph.groups):
+            raise ValueError(f"keep names group {gid}, but the model has groups 0..{len(graph.groups) - 1}")
+        group = graph.groups[gid]
+        if not group.prunable:
+            raise ValueError(f"group {gid} ({_group_label(group)}) cannot be shrunk: {'; '.join(group.reasons)}")
+    t0 = time.perf_counter()
+
+    # capture every consumer's inputs on the example batch
+    captured: dict[str, list[torch.Tensor]] = {}
+    wanted = {p.module for g in graph.groups if g.prunable for p in g.consumers}
+    hooks = [
+        base.get_submodule(name).register_forward_pre_hook(lambda mod, args, name=name: captured.setdefault(name, []).append(args[0].detach()))
+        for name in wanted
+    ]
+    try:
+        with torch.no_grad():
+            base(*inputs)
+    finally:
+        for h in hooks:
+            h.remove()
+
+    slices: dict[str, dict[int, torch.Tensor]] = {}
+    bias_deltas: dict[str, torch.Tensor] = {}
+    heads: dict[str, int] = {}
+    masked_params = set(mask_dict)
+    for group in graph.groups:
+        if not group.prunable:
+            touched = masked_params & {m.param for m in group.producers}
+            if touched and _candidates(base, group).any():
+                report.notes.append(f"group {group.id} ({_group_label(group)}) has masked units but cannot shrink: {'; '.join(group.reasons)}")
+            continue
+        explicit = group.id in keep
+        if explicit:
+            removed = torch.ones(group.size, dtype=torch.bool)
+            kept_units = keep[group.id]
+            if kept_units.numel() and (kept_units.min() < 0 or kept_units.max() >= group.size):
+                raise ValueError(f"keep[{group.id}] has unit indices outside 0..{group.size - 1}")
+            removed[kept_units] = False
+        else:
+            removed = _candidates(base, group)
+        if not removed.any():
+            continue
+        removed, _ = _plan_group(base, group, removed, captured, report.notes, explicit)
+        removed = _round_keep(removed, keep_multiple, group, report.notes) if not explicit or not (~removed).any() else removed
+        if not removed.any():
+            continue
+        removed, deltas = _plan_group(base, group, removed, captured, [], explicit)
+        report.removed[group.id] = removed.nonzero().flatten().tolist()
+        kept = (~removed).nonzero().flatten()
+        for m in group.members:
+            per_param = slices.setdefault(m.param, {})
+            if m.dim in per_param:
+                raise ValueError(f"{m.param} dim {m.dim} is claimed by two groups; cannot shrink this model")
+            per_param[m.dim] = m.indices(kept, group.size)
+        for name, delta in deltas.items():
+            bias_deltas[name] = bias_deltas.get(name, 0) + delta
+        if group.attention:
+            heads[group.attention] = len(kept)
+
+    before = {name: _describe(mod) for name, mod in base.named_modules() if _describe(mod)}
+    old_shapes = {name: tuple(_param(base, name).shape) for name in slices}
+    old_heads = {name: base.get_submodule(name).num_heads for name in heads}
+    _apply(base, slices, bias_deltas)
+    for name, count in heads.items():
+        base.get_submodule(name).num_heads = count
+    for name, mod in base.named_modules():
+        if name in before and _describe(mod) != before[name]:
+            report.layers.append((name, before[name], _describe(mod)))
+    for name, count in heads.items():
+        report.layers.append((name, f"{old_heads[name]} heads", f"{count} head" + ("s" if count != 1 else "")))
+    for name in sorted(n for n in slices if n.rpartition(".")[0] not in before):  # e.g. pos_embed
+        report.layers.append((name, "×".join(map(str, old_shapes[name])), "×".join(map(str, _param(base, name).shape))))
+    report.params_after = sum(p.numel() for p in base.parameters())
+    base.train(training)
+    report.seconds["shrink"] = time.perf_counter() - t0
+    report.seconds["total"] = time.perf_counter() - start
+    return base, report
+
+
+def _describe(module: nn.Module) -> str | None:
+    if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+        return "×".join(map(str, module.weight.shape))
+    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        return f"BN({module.num_features})"
+    if isinstance(module, nn.LayerNorm):
+        return f"LN{tuple(module.normalized_shape)}"
+    return None
+
+
+def _slice(tensor: torch.Tensor, dims: dict[int, torch.Tensor]) -> torch.Tensor:
+    out = tensor.detach()
+    for dim, index in dims.items():
+        out = out.index_select(dim, index.to(out.device))
+    return out.clone()
+
+
+def _apply(model: nn.Module, slices, bias_deltas) -> None:
+    """Replace every touched module by a standard smaller one (other tensors are sliced in place)."""
+    by_module: dict[str, dict[str, dict[int, torch.Tensor]]] = {}
+    for name, dims in slices.items():
+        module_name, _, leaf = name.rpartition(".")
+        by_module.setdefault(module_name, {})[leaf] = dims
+    for name in bias_deltas:
+        by_module.setdefault(name, {})
+    for module_name, leaves in by_module.items():
+        module = model.get_submodule(module_name)
+        tensors = {}
+        for leaf, value in list(module._parameters.items()) + list(module._buffers.items()):
+            if value is not None:
+                tensors[leaf] = _slice(value, leaves[leaf]) if leaf in leaves else value.detach().clone()
+        if module_name in bias_deltas:
+            delta = bias_deltas[module_name]
+            bias = tensors.get("bias")
+            full = (module.bias.detach().double() if module.bias is not None else torch.zeros(module.weight.shape[0], dtype=torch.float64)) + delta.to(torch.float64)
+            full = full.to(module.weight.dtype)
+            rows = leaves.get("bias") or ({0: leaves["weight"][0]} if 0 in leaves.get("weight", {}) else {})
+            tensors["bias"] = _slice(full, rows)
+            del bias
+        new = _rebuild(module, tensors)
+        if new is module:
+            for leaf, value in tensors.items():
+                if leaf in module._parameters:
+                    module._parameters[leaf] = nn.Parameter(value, requires_grad=module._parameters[leaf].requires_grad)
+                else:
+                    module._buffers[leaf] = value
+            continue
+        parent_name, _, child = module_name.rpartition(".")
+        parent = model.get_submodule(parent_name)
+        setattr(parent, child, new)
+
+
+def _rebuild(module: nn.Module, tensors: dict[str, torch.Tensor]) -> nn.Module:
+    w = tensors.get("weight")
+    kind = type(module)
+    if kind is nn.Linear:
+        new = nn.Linear(w.shape[1], w.shape[0], bias="bias" in tensors, device="meta")
+    elif kind in (nn.Conv1d, nn.Conv2d):
+        new = kind(w.shape[1] * module.groups, w.shape[0], module.kernel_size, module.stride, module.padding, module.dilation,
+                   module.groups, "bias" in tensors, module.padding_mode, device="meta")
+    elif kind in (nn.BatchNorm1d, nn.BatchNorm2d):
+        size = next(t.shape[0] for k, t in tensors.items() if k != "num_batches_tracked")
+        new = kind(size, module.eps, module.momentum, module.affine, module.track_running_stats, device="meta")
+    elif kind is nn.LayerNorm:
+        shape = tensors["weight"].shape if "weight" in tensors else module.normalized_shape
+        new = nn.LayerNorm(shape, module.eps, module.elementwise_affine, bias="bias" in tensors, device="meta")
+    else:
+        return module
+    for leaf, value in tensors.items():
+        if leaf in module._parameters:
+            old = module._parameters[leaf]
+            new._parameters[leaf] = nn.Parameter(value, requires_grad=old.requires_grad if old is not None else module.weight.requires_grad)
+        else:
+            new._buffers[leaf] = value
+    new.train(module.training)
+    return new
