@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import assert_same_state, retry_load, state_copy
 
-from workbench.measure import count_parameters
+from workbench.measure import parameter_counts
 from workbench.pruner import report_from_masks
 from workbench.viz.pruning import mask_image
 from workbench.widgets.explorer import Explorer, unfit_layers
@@ -38,7 +38,7 @@ def check_consistent(app: Explorer, sparsity: float) -> None:
     assert state["accuracy"] == pruner.accuracy(masks, app.split)
     assert state["layer_sparsity"] == {layer.name: layer.sparsity for layer in report.layers}
     assert state["overall_sparsity"] == report.sparsity
-    total, nonzero = count_parameters(pruner.model, masks)
+    total, nonzero = parameter_counts(pruner.model, masks)
     assert state["params"] == {"total": total, "nonzero": nonzero}
     assert state["error"] is None
     for name, image in app.view.images.items():

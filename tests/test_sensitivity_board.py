@@ -8,7 +8,7 @@ from conftest import assert_same_state, retry_load, state_copy
 from torch import nn
 
 import workbench as wb
-from workbench.measure import count_parameters, effective_flops, flops, layer_flops
+from workbench.measure import parameter_counts, effective_flops, flops, layer_flops
 from workbench.sensitivity import SPARSITIES
 from workbench.widgets.sensitivity_board import SensitivityBoard
 
@@ -23,7 +23,7 @@ def check_consistent(board: SensitivityBoard, layer_sparsity: dict[str, float]) 
     state = board.state
     assert state["layer_sparsity"] == layer_sparsity
     assert state["accuracy"] == board.pruner.accuracy(masks, board.data.test)
-    total, nonzero = count_parameters(board.model, masks)
+    total, nonzero = parameter_counts(board.model, masks)
     assert state["params"] == {"total": total, "nonzero": nonzero}
     assert state["flops"] == {"dense": flops(board.model, board.sample), "effective": effective_flops(board.model, board.sample, masks)}
     for name, marker in board.view.markers.items():
@@ -74,14 +74,14 @@ def test_board_never_modifies_the_model(board):
 def test_count_parameters(shipped):
     model = shipped("cnn")
     total = wb.count_parameters(model)
-    assert count_parameters(model) == (total, total)
+    assert parameter_counts(model) == (total, total)
     pruner = wb.Pruner(model)
     masks = pruner.masks(0.5)
     pruned = sum(int((~m).sum()) for m in masks.values())
-    assert count_parameters(model, masks) == (total, total - pruned)
+    assert parameter_counts(model, masks) == (total, total - pruned)
     wb.prune(model, 0.5)  # a masked model counts its masked values, the same
-    assert count_parameters(model) == (total, total - pruned)
-    assert count_parameters(model, {name: ~m for name, m in masks.items()}) == (total, total - sum(m.numel() for m in masks.values()))
+    assert parameter_counts(model) == (total, total - pruned)
+    assert parameter_counts(model, {name: ~m for name, m in masks.items()}) == (total, total - sum(m.numel() for m in masks.values()))
 
 
 def test_flops_by_hand(shipped, digits):

@@ -2,7 +2,6 @@
 
 import copy
 import io
-import warnings
 
 import pytest
 import torch
@@ -10,7 +9,7 @@ from torch import nn
 import torch.nn.functional as F
 
 import workbench as wb
-from workbench.masks import apply_masks, get_masks, is_masked
+from workbench.masks import apply_masks, is_masked
 from workbench.models import count_parameters
 from workbench.structure.graph import trace_groups
 from workbench.structure.shrink import shrink

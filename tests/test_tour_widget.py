@@ -6,7 +6,6 @@ import io
 
 import numpy as np
 import pytest
-import torch
 from conftest import assert_same_state, retry_load, state_copy
 from hypothesis import given
 from hypothesis import strategies as st

@@ -5,7 +5,7 @@ Example:
     >>> from torch import nn
     >>> model = nn.Linear(4, 2, bias=False)
     >>> mask = torch.tensor([[True, False, False, False], [True, True, False, False]])
-    >>> count_parameters(model, {"weight": mask})
+    >>> parameter_counts(model, {"weight": mask})
     (8, 3)
     >>> flops(model, torch.ones(1, 4)), effective_flops(model, torch.ones(1, 4), {"weight": mask})
     (16, 6.0)
@@ -23,11 +23,11 @@ from .masks import qualified
 from .patterns import prunable_layers
 
 
-def count_parameters(model: nn.Module, masks: dict[str, torch.Tensor] | None = None) -> tuple[int, int]:
+def parameter_counts(model: nn.Module, masks: dict[str, torch.Tensor] | None = None) -> tuple[int, int]:
     """(total, nonzero) over every parameter of ``model`` (weights, biases, norms).
 
     A masked model counts its masked values; ``masks`` (bool, True = kept, by state_dict name such as
-    "fc1.weight") zero further entries on top, so ``count_parameters(model, pruner.masks(0.5))``
+    "fc1.weight") zero further entries on top, so ``parameter_counts(model, pruner.masks(0.5))``
     sizes a choice without applying it.
     """
     masks = masks or {}

@@ -393,7 +393,6 @@ class _Tracer:
         self.ann[node] = (sid, -1 if op == "linear" else 1 - len(out.shape), 1)
 
     def binary(self, node, spaced):
-        out = _val(node)
         anns = {self.ann[n][1:] for n in spaced}
         if len(anns) != 1:
             return self.unsupported(node, [self.ann[n][0] for n in spaced], "combines channels laid out differently")

@@ -23,7 +23,6 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..masks import get_masks, undo
@@ -324,12 +323,10 @@ def _apply(model: nn.Module, slices, bias_deltas) -> None:
                 tensors[leaf] = _slice(value, leaves[leaf]) if leaf in leaves else value.detach().clone()
         if module_name in bias_deltas:
             delta = bias_deltas[module_name]
-            bias = tensors.get("bias")
             full = (module.bias.detach().double() if module.bias is not None else torch.zeros(module.weight.shape[0], dtype=torch.float64)) + delta.to(torch.float64)
             full = full.to(module.weight.dtype)
             rows = leaves.get("bias") or ({0: leaves["weight"][0]} if 0 in leaves.get("weight", {}) else {})
             tensors["bias"] = _slice(full, rows)
-            del bias
         new = _rebuild(module, tensors)
         if new is module:
             for leaf, value in tensors.items():

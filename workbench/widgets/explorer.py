@@ -24,16 +24,14 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 
 from ..criteria import CRITERIA
 from ..data import load_dataset
 from ..masks import qualified
-from ..measure import count_parameters
+from ..measure import parameter_counts
 from ..patterns import build_targets, parse_pattern, prunable_layers
-from ..pruner import SCOPES, Pruner, SparsityReport, report_from_masks
-from ..viz.pruning import bin_index, draw_layer_sparsity, draw_mask, draw_weight_histogram, mask_image
-from ..viz.render import BlitRenderer
+from ..pruner import SCOPES, Pruner, report_from_masks
+from ..viz.explorer import ExplorerFigure
 from ..zoo import pretrained
 
 MODEL_NAMES = ("mlp", "cnn", "transformer")
@@ -41,7 +39,6 @@ PATTERN_CHOICES = ("unstructured", "2:4", "block1x4", "block4x4", "kernel", "neu
 CURVE_SPARSITIES = (0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 # Small budgets keep a data-driven dropdown change near a second; criteria ignore options they do not take.
 FAST_CRITERION_OPTIONS = {"max_batches": 2, "max_samples": 64}
-SHOWN_MASKS = 4
 
 
 def unfit_layers(model, criterion: str, pattern: str) -> dict[str, str]:
@@ -80,64 +77,6 @@ class Setup:
 
     def masks(self, sparsity: float) -> dict[str, torch.Tensor]:
         return self.pruner.masks(None if self.pruner.pattern.fixed_sparsity is not None else sparsity)
-
-
-class ExplorerFigure:
-    """Up to four mask images; |w| histogram of the largest layer (all vs kept); per-layer sparsity; accuracy curve."""
-
-    def __init__(self, masks: dict[str, torch.Tensor], weights: torch.Tensor, hist_name: str, setup: Setup, dpi: int = 72,
-                 split_name: str = "val"):
-        names = list(masks)
-        shown = [names[i] for i in dict.fromkeys(np.linspace(0, len(names) - 1, min(len(names), SHOWN_MASKS)).round().astype(int))]
-        self.figure = Figure(figsize=(10, 5.8), dpi=dpi)  # fixed margins: a constrained layout would double the build time
-        grid = self.figure.add_gridspec(2, 12, height_ratios=(1, 1.15), left=0.06, right=0.98, top=0.95, bottom=0.2, hspace=0.5, wspace=2.4)
-        span = 12 // len(shown)
-        self.images, self.kernel_lines = {}, []
-        for column, name in enumerate(shown):
-            ax = self.figure.add_subplot(grid[0, column * span : (column + 1) * span])
-            mask = masks[name]
-            image, *lines = draw_mask(ax, mask, f"{name.removesuffix('.weight')}  {mask.shape[0]}×{mask[0].numel()}")
-            self.images[name] = image
-            self.kernel_lines += lines
-        hist_ax = self.figure.add_subplot(grid[1, :4])
-        self.hist_name = hist_name
-        self.kept_stairs, (self.threshold,), edges = draw_weight_histogram(hist_ax, weights, [0.0], masks[hist_name])
-        hist_ax.set_title(f"|w| of {hist_name.removesuffix('.weight')}", fontsize=10)
-        self.magnitudes = weights.abs().flatten().cpu().numpy()
-        self.bins, self.bin_count = bin_index(self.magnitudes, edges), len(edges) - 1
-        bar_ax = self.figure.add_subplot(grid[1, 4:8])
-        self.bars = list(draw_layer_sparsity(bar_ax, {"": report_from_masks(masks)})[""])
-        self.overall = bar_ax.axhline(0, color="tab:red", linewidth=1.2)
-        bar_ax.set_title("sparsity per layer (red: all)", fontsize=10)
-        curve_ax = self.figure.add_subplot(grid[1, 8:])
-        curve_ax.plot(100 * setup.curve_x, 100 * setup.curve_y, color="0.4", marker=".")
-        curve_ax.axhline(100 * setup.baseline, color="0.3", linestyle=":", linewidth=1)
-        (self.marker,) = curve_ax.plot([], [], "o", color="tab:red", markersize=8)
-        curve_ax.set(xlim=(0, 100), ylim=(0, 102), xlabel="sparsity (%)", ylabel=f"{split_name} accuracy (%)")
-        curve_ax.set_title("accuracy (dotted: dense)", fontsize=10)
-        curve_ax.grid(alpha=0.3)
-        dynamic = [*self.images.values(), *self.kernel_lines, self.kept_stairs, self.threshold, *self.bars, self.overall, self.marker]
-        self.renderer = BlitRenderer(self.figure, dynamic)
-
-    def update(self, masks: dict[str, torch.Tensor], report: SparsityReport, sparsity: float, accuracy: float) -> None:
-        """Show new masks, kept weights, per-layer sparsity and the current point."""
-        for name, image in self.images.items():
-            image.set_data(mask_image(masks[name]))
-        keep = masks[self.hist_name].flatten().cpu().numpy()
-        self.kept_stairs.set_data(np.bincount(self.bins[keep], minlength=self.bin_count))
-        kept, pruned = self.magnitudes[keep], self.magnitudes[~keep]
-        # The line separates pruned from kept |w| only when the criterion ranks by |w| (magnitude, unstructured).
-        separable = not (kept.size and pruned.size) or pruned.max() <= kept.min()
-        cut = kept.min() if kept.size else self.magnitudes.max()
-        self.threshold.set_xdata([cut, cut])
-        self.threshold.set_visible(bool(separable))
-        for bar, layer in zip(self.bars, report.layers):
-            bar.set_height(100 * layer.sparsity)
-        self.overall.set_ydata([100 * report.sparsity] * 2)
-        self.marker.set_data([100 * sparsity], [100 * accuracy])
-
-    def png(self) -> bytes:
-        return self.renderer.png()
 
 
 class Explorer:
@@ -218,7 +157,8 @@ class Explorer:
         shown = self._evaluate(setup, sparsity)
         weights = setup.pruner.weights
         hist_name = max(weights, key=lambda name: weights[name].numel())
-        view = ExplorerFigure(shown[0], weights[hist_name], hist_name, setup, self.dpi, self.split_name)
+        view = ExplorerFigure(shown[0], weights[hist_name], hist_name, setup.curve_x, setup.curve_y, setup.baseline,
+                              self.dpi, self.split_name)
         self.setup, self.view = setup, view
         self._set_quietly(self.slider, disabled=fixed is not None, **({"value": fixed} if fixed is not None else {}))
         self._show(sparsity, *shown, start)
@@ -235,7 +175,7 @@ class Explorer:
         return masks, setup.pruner.accuracy(masks, self.split), report_from_masks(masks)
 
     def _show(self, sparsity, masks, accuracy, report, start) -> None:
-        total, nonzero = count_parameters(self.setup.pruner.model, masks)
+        total, nonzero = parameter_counts(self.setup.pruner.model, masks)
         self.view.update(masks, report, sparsity, accuracy)
         self.image.value = self.view.png()
         model_name, criterion, pattern, scope = self.setup.key

@@ -23,7 +23,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..data import load_dataset
-from ..measure import count_parameters, layer_flops, sparse_flops
+from ..measure import parameter_counts, layer_flops, sparse_flops
 from ..pruner import Pruner
 from ..sensitivity import SPARSITIES, SensitivityResult, scan
 from ..viz.pruning import draw_sensitivity
@@ -129,7 +129,7 @@ class SensitivityBoard:
         layer_sparsity = {name: slider.value for name, slider in self.sliders.items()}
         masks = self.pruner.masks(layer_sparsity=layer_sparsity)
         accuracy = self.pruner.accuracy(masks, self.data.test)
-        total, nonzero = count_parameters(self.model, masks)
+        total, nonzero = parameter_counts(self.model, masks)
         dense_flops, effective = self.counted[0], sparse_flops(self.counted, masks)
         self.view.update(layer_sparsity, self.tolerance.value, (nonzero / total, effective / dense_flops, accuracy / self.result.baseline))
         self.image.value = self.view.png()
