@@ -12,7 +12,7 @@ import workbench as wb
 from workbench.masks import apply_masks, is_masked
 from workbench.models import count_parameters
 from workbench.structure.graph import trace_groups
-from workbench.structure.shrink import shrink
+from workbench.structure.shrink import shrink_masked
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_shrink_matches_masked_model(digits, name, pattern, scope, sparsity):
     before = _state(model)
     with torch.no_grad():
         reference = model(x)
-    small, report = shrink(model, example_inputs=x[:8])
+    small, report = shrink_masked(model, example_inputs=x[:8])
     _assert_equivalent(model, small, x)
     assert count_parameters(small) < count_parameters(wb.pretrained(name)) == report.params_before
     assert report.params_after == count_parameters(small)
@@ -83,9 +83,9 @@ def test_shrink_twice(digits, name, pattern):
     x = _inputs(name, digits)
     model = wb.pretrained(name)
     wb.prune(model, sparsity=0.3, pattern=pattern, scope="local")
-    small, _ = shrink(model, example_inputs=x[:8])
+    small, _ = shrink_masked(model, example_inputs=x[:8])
     wb.prune(small, sparsity=0.3, pattern=pattern, scope="local")
-    smaller, report = shrink(small, example_inputs=x[:8])
+    smaller, report = shrink_masked(small, example_inputs=x[:8])
     _assert_equivalent(small, smaller, x)
     assert count_parameters(smaller) < count_parameters(small)
     _assert_plain(smaller)
@@ -94,12 +94,12 @@ def test_shrink_twice(digits, name, pattern):
 def test_report_shapes_and_heads(digits):
     model = wb.pretrained("mlp")
     wb.prune(model, sparsity=0.5, pattern="neuron", scope="local")
-    _, report = shrink(model, example_inputs=digits.flatten(1)[:4])
+    _, report = shrink_masked(model, example_inputs=digits.flatten(1)[:4])
     assert "fc1: 300×64 → 150×64" in report.lines()
     assert "fc2: 100×300 → 50×150" in report.lines()
     vit = wb.pretrained("transformer")
     wb.prune(vit, sparsity=0.5, pattern="head", scope="local")
-    _, report = shrink(vit, example_inputs=digits[:4])
+    _, report = shrink_masked(vit, example_inputs=digits[:4])
     assert "blocks.0.attn: 4 heads → 2 heads" in report.lines()
 
 
@@ -121,22 +121,22 @@ def test_groups_of_shipped_models():
 def test_keep_dict_and_keep_multiple(digits):
     x = digits.flatten(1)
     model = wb.pretrained("mlp")
-    small, report = shrink(model, {0: torch.arange(0, 300, 2)}, example_inputs=x[:4])
+    small, report = shrink_masked(model, {0: torch.arange(0, 300, 2)}, example_inputs=x[:4])
     assert small.fc1.out_features == 150 and small.fc2.in_features == 150
     model = wb.pretrained("mlp")
     wb.prune(model, sparsity=0.5, pattern="neuron", scope="local")
-    small, _ = shrink(model, example_inputs=x[:4], keep_multiple=16)
+    small, _ = shrink_masked(model, example_inputs=x[:4], keep_multiple=16)
     assert small.fc1.out_features % 16 == 0 and small.fc2.out_features % 16 == 0
     _assert_equivalent(model, small, x)
     with pytest.raises(ValueError, match="cannot be shrunk"):
-        shrink(wb.pretrained("mlp"), keep={2: torch.arange(5)}, example_inputs=x[:4])
+        shrink_masked(wb.pretrained("mlp"), keep={2: torch.arange(5)}, example_inputs=x[:4])
 
 
 def test_never_removes_every_unit(digits):
     x = digits.flatten(1)
     model = wb.pretrained("mlp")
     apply_masks(model, {"fc2.weight": torch.zeros(100, 300, dtype=torch.bool)})
-    small, report = shrink(model, example_inputs=x[:4])
+    small, report = shrink_masked(model, example_inputs=x[:4])
     assert small.fc2.out_features == 1
     assert any("kept 1" in note for note in report.notes)
     _assert_equivalent(model, small, x)
@@ -146,7 +146,7 @@ def test_plain_sequential(digits):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 40), nn.ReLU(), nn.Linear(40, 30), nn.Tanh(), nn.Linear(30, 10)).eval()
     wb.prune(model, sparsity=0.5, pattern="neuron", scope="local")
-    small, report = shrink(model, example_inputs=digits[:4])
+    small, report = shrink_masked(model, example_inputs=digits[:4])
     assert small[1].out_features == 20 and small[3].out_features == 15
     _assert_equivalent(model, small, digits)
     _assert_plain(small)
@@ -198,7 +198,7 @@ def test_resnet_block_with_downsample(digits):
         "block.downsample.0.weight": rows.view(-1, 1, 1, 1).expand(16, 8, 1, 1).clone(),
         "stem.0.weight": stem_rows.view(-1, 1, 1, 1).expand(8, 1, 1, 1).clone(),
     })
-    small, report = shrink(model, example_inputs=digits[:4])
+    small, report = shrink_masked(model, example_inputs=digits[:4])
     assert small.block.conv2.out_channels == 10 and small.block.downsample[0].out_channels == 10
     assert small.block.bn2.num_features == 10 and small.fc.in_features == 10
     _assert_equivalent(model, small, digits)
@@ -219,7 +219,7 @@ def test_unmapped_op_warns_and_keeps_channels(digits):
     model = Cumsum().eval()
     wb.prune(model, sparsity=0.5, pattern="neuron")
     with pytest.warns(UserWarning, match="cumsum"):
-        small, report = shrink(model, example_inputs=digits[:4])
+        small, report = shrink_masked(model, example_inputs=digits[:4])
     assert small.fc1.out_features == 20  # left whole, never silently wrong
     _assert_equivalent(model, small, digits)
     assert any("cannot shrink" in n for n in report.notes)
@@ -238,7 +238,7 @@ class DataDependent(nn.Module):
 
 def test_untraceable_model_raises(digits):
     with pytest.raises(ValueError, match="cannot trace DataDependent"):
-        shrink(DataDependent(), example_inputs=digits[:4])
+        shrink_masked(DataDependent(), example_inputs=digits[:4])
 
 
 def test_conv_flatten_linear(digits):
@@ -248,6 +248,6 @@ def test_conv_flatten_linear(digits):
     model[1].running_mean.uniform_(-1, 1)
     model.eval()
     wb.prune(model, sparsity=0.5, pattern="filter", scope="local")
-    small, report = shrink(model, example_inputs=digits[:4])
+    small, report = shrink_masked(model, example_inputs=digits[:4])
     assert small[0].out_channels == 4 and small[4].in_features == 4 * 36
     _assert_equivalent(model, small, digits)

@@ -1,9 +1,9 @@
 """Structured pruning that really shrinks: trace coupled channel groups, then rebuild smaller layers.
 
-    >>> from workbench.structure import shrink, trace_groups
+    >>> from workbench.structure import shrink_masked, trace_groups
 """
 
 from .graph import DependencyGraph, DependencyGroup, Member, trace_groups
-from .shrink import ShrinkReport, shrink
+from .shrink import ShrinkReport, shrink_masked
 
-__all__ = ["DependencyGraph", "DependencyGroup", "Member", "ShrinkReport", "shrink", "trace_groups"]
+__all__ = ["DependencyGraph", "DependencyGroup", "Member", "ShrinkReport", "shrink_masked", "trace_groups"]

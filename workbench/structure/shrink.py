@@ -10,7 +10,7 @@ Example:
     >>> from workbench.models import build_model
     >>> model = build_model("mlp").eval()
     >>> _ = wb.prune(model, sparsity=0.5, pattern="neuron")
-    >>> small, report = shrink(model, example_inputs=torch.randn(4, 64))
+    >>> small, report = shrink_masked(model, example_inputs=torch.randn(4, 64))
     >>> tuple(small.fc1.weight.shape)
     (150, 64)
 """
@@ -172,7 +172,7 @@ def _group_label(group: DependencyGroup) -> str:
     return "outputs of " + ", ".join(producers)
 
 
-def shrink(model: nn.Module, masks=None, example_inputs=None, *, keep=None, keep_multiple: int = 1):
+def shrink_masked(model: nn.Module, masks=None, example_inputs=None, *, keep=None, keep_multiple: int = 1):
     """A smaller plain copy of ``model`` without the units its structured masks removed, and a report.
 
     Args:
