@@ -12,6 +12,7 @@ from .data import DATASETS, DatasetSplits, load_dataset
 from .devices import resolve_device
 from .models import MODELS, build_model, count_parameters
 from .pruner import Pruner, PruneResult, prune, sparsity_report
+from .shrinking import shrink, shrink_with_report
 from .train import History, evaluate, fine_tune, predict, train
 from .zoo import checkpoint_info, pretrained
 
@@ -32,6 +33,8 @@ __all__ = [
     "pretrained",
     "prune",
     "resolve_device",
+    "shrink",
+    "shrink_with_report",
     "sparsity_report",
     "train",
 ]

@@ -308,7 +308,7 @@ class Pruner:
 
 def prune(model: nn.Module, sparsity: float | None = 0.5, criterion: str = "magnitude", pattern: str = "unstructured",
           scope: str = "local", data=None, exclude=(), layer_sparsity: dict[str, float] | None = None,
-          compose: bool = False, iterations: int = 1, **options) -> PruneResult:
+          compose: bool = False, iterations: int = 1, coupled: bool = False, example_inputs=None, **options) -> PruneResult:
     """Mask ``model`` in place and report what was pruned; a failed call leaves the model untouched.
 
     Args:
@@ -318,7 +318,13 @@ def prune(model: nn.Module, sparsity: float | None = 0.5, criterion: str = "magn
         compose: keep the current masks and prune further, instead of replacing them.
         iterations: > 1 prunes in that many rounds on an exponential schedule, re-scoring the
             masked model each round (iterative SynFlow and friends).
-        **options: ``reduce``, ``normalize`` and ``criterion_options`` of ``Pruner``.
+        coupled: with a neuron/filter/channel/head pattern, prune whole dependency groups
+            (``structure.GroupPruner``): every slice of a removed unit is masked (rows, biases,
+            BatchNorm, the next layers' columns, layers tied by residual adds), so ``wb.shrink``
+            removes them all. ``sparsity`` is then the fraction of each group's units.
+        example_inputs: a batch to trace a user's model with when ``coupled`` (ours make their own).
+        **options: ``reduce``, ``normalize`` and ``criterion_options`` of ``Pruner``
+            (``criterion_options`` and ``keep_multiple`` of ``GroupPruner`` when ``coupled``).
 
     Example:
         >>> import workbench as wb
@@ -329,6 +335,16 @@ def prune(model: nn.Module, sparsity: float | None = 0.5, criterion: str = "magn
     """
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")
+    if coupled:
+        from .structure.group_prune import GroupPruner  # structure builds on this module
+
+        if iterations != 1 or layer_sparsity or set(options) - {"criterion_options", "keep_multiple"}:
+            raise ValueError("coupled=True prunes one sparsity over whole groups: iterations, layer_sparsity, reduce and normalize do not apply")
+        pruner = GroupPruner(model, criterion, example_inputs, pattern=pattern, scope=scope, data=data, exclude=exclude,
+                             compose=compose, **options)
+        return pruner.apply(check_sparsity(0.0 if sparsity is None else sparsity))
+    if example_inputs is not None:
+        raise ValueError("example_inputs traces the model for coupled=True; per-layer patterns do not need it")
     if iterations == 1:
         return Pruner(model, criterion, pattern, scope, data, exclude, compose=compose, **options).apply(sparsity, layer_sparsity)
     if sparsity is None or layer_sparsity:

@@ -140,7 +140,8 @@ def _plan_group(model, group, removed, captured, notes, explicit):
         const = columns[:, cols].double().mean(0)
         w = module.weight.detach().double().index_select(1, cols)
         delta = (w.flatten(2).sum(2) if w.dim() > 2 else w) @ const
-        deltas[point.module] = deltas.get(point.module, 0) + delta
+        if delta.any():  # no bias is added where the removed units contribute nothing
+            deltas[point.module] = deltas.get(point.module, 0) + delta
     return removed, deltas
 
 
