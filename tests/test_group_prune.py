@@ -111,7 +111,7 @@ def test_group_criteria_shrink_exactly(models, digits, criterion):
     x = digits.test.tensors[0]
     pruner = GroupPruner(model, criterion, pattern="filter", data=digits)
     masks = pruner.masks(0.5)
-    small, report = wb.shrink_with_report(model, masks)
+    small, report = wb.shrink_with_report(model, masks=masks)
     masked = copy.deepcopy(model)
     wb.masks.apply_masks(masked, masks)
     with torch.no_grad():
@@ -190,7 +190,7 @@ def test_user_model_needs_and_uses_example_inputs():
     (lambda m: wb.shrink(m, sparsity=0.5, criterion="apoz"), "scores with data"),
     (lambda m: wb.shrink(m, sparsity=0.5, criterion="nope"), "unknown criterion"),
     (lambda m: wb.shrink(m, pattern="neuron"), "with sparsity="),
-    (lambda m: wb.shrink(m, {"fc1.weight": torch.ones(300, 64, dtype=torch.bool)}, sparsity=0.5), "not both"),
+    (lambda m: wb.shrink(m, masks={"fc1.weight": torch.ones(300, 64, dtype=torch.bool)}, sparsity=0.5), "not both"),
     (lambda m: wb.prune(m, 0.5, pattern="neuron", coupled=True, iterations=2), "do not apply"),
     (lambda m: wb.prune(m, 0.5, pattern="neuron", example_inputs=torch.randn(2, 64)), "coupled=True"),
 ])

@@ -30,7 +30,7 @@ from .structure.group_prune import GroupPruner
 from .structure.shrink import ShrinkReport, shrink_masked
 
 
-def shrink_with_report(model: nn.Module, masks=None, example_inputs=None, *, sparsity=None, pattern=None, criterion="l1",
+def shrink_with_report(model: nn.Module, example_inputs=None, *, masks=None, sparsity=None, pattern=None, criterion="l1",
                        scope="local", data=None, keep_multiple: int = 1, exclude=()) -> tuple[nn.Module, ShrinkReport]:
     """``shrink``, also returning the ``ShrinkReport`` (shapes before → after, parameters, notes, timings)."""
     if sparsity is None:
@@ -50,14 +50,14 @@ def shrink_with_report(model: nn.Module, masks=None, example_inputs=None, *, spa
     return small, report
 
 
-def shrink(model: nn.Module, masks=None, example_inputs=None, *, sparsity=None, pattern=None, criterion="l1",
+def shrink(model: nn.Module, example_inputs=None, *, masks=None, sparsity=None, pattern=None, criterion="l1",
            scope="local", data=None, keep_multiple: int = 1, exclude=()) -> nn.Module:
     """A smaller plain copy of ``model`` without its pruned units; the original is not modified.
 
     Args:
         model: a masked model (structured masks from ``wb.prune``) or any model when ``sparsity`` is given.
-        masks: bool masks by parameter name to shrink instead of the model's own.
         example_inputs: a batch (tensor or tuple) to trace the model with; workbench models make their own.
+        masks: bool masks by parameter name to shrink instead of the model's own (``PruneResult.masks``).
         sparsity: fraction of each dependency group's units to remove now (None: shrink the masks).
         pattern: "neuron", "filter" or "channel" (channel groups), "head" (attention heads), None (all).
         criterion: "l1", "l2" or a name from ``workbench.criteria.CRITERIA`` (e.g. "fpgm", "bn_scale",
@@ -67,5 +67,5 @@ def shrink(model: nn.Module, masks=None, example_inputs=None, *, sparsity=None, 
         keep_multiple: round the kept units of each group up to a multiple of this.
         exclude: module names or globs whose output groups stay whole.
     """
-    return shrink_with_report(model, masks, example_inputs, sparsity=sparsity, pattern=pattern, criterion=criterion,
+    return shrink_with_report(model, example_inputs, masks=masks, sparsity=sparsity, pattern=pattern, criterion=criterion,
                               scope=scope, data=data, keep_multiple=keep_multiple, exclude=exclude)[0]
