@@ -45,7 +45,7 @@ def shrink_with_report(model: nn.Module, example_inputs=None, *, masks=None, spa
     chosen = pruner.masks_for(removed)
     current = get_masks(model)
     combined = {**current, **{name: mask & current[name] if name in current else mask for name, mask in chosen.items()}}
-    small, report = shrink_masked(model, combined, pruner.inputs, keep_multiple=keep_multiple)
+    small, report = shrink_masked(model, combined, pruner.inputs, keep_multiple=keep_multiple, graph=pruner.graph)
     report.notes[:0] = notes
     return small, report
 

@@ -3,7 +3,7 @@
     >>> from workbench.structure import shrink_masked, trace_groups
 """
 
-from .graph import DependencyGraph, DependencyGroup, Member, trace_groups
+from .graph import ConsumerPoint, DependencyGraph, DependencyGroup, Member, trace_groups
 from .shrink import ShrinkReport, shrink_masked
 
-__all__ = ["DependencyGraph", "DependencyGroup", "Member", "ShrinkReport", "shrink_masked", "trace_groups"]
+__all__ = ["ConsumerPoint", "DependencyGraph", "DependencyGroup", "Member", "ShrinkReport", "shrink_masked", "trace_groups"]

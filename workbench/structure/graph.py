@@ -1,10 +1,12 @@
 """Trace a model and find its coupled channel groups (the units a structured shrink removes together).
 
 A *channel space* is born at the output of a Linear/Conv layer (its rows/filters are the
-*producers*), flows unchanged through elementwise ops (ReLU, GELU, BatchNorm, dropout, …), is merged
-with another space by a residual ``add``, and ends at the inputs of Linear/Conv layers (the weight
-columns / input channels are the *consumers*). Attention modules (``num_heads``, ``head_dim``, q/k/v/out
-Linear children) form one *head* group each: rows of q/k/v in blocks of ``head_dim``, columns of out.
+*producers*), flows unchanged through elementwise ops (ReLU, GELU, BatchNorm, dropout, …) and
+depthwise convs, is merged with another space by a residual ``add``, is placed next to other spaces
+by ``torch.cat`` (its members then carry an index ``offset``), and ends at the inputs of Linear/Conv
+layers (the weight columns / input channels are the *consumers*). GroupNorm makes whole norm groups
+the units. Attention modules (see ``workbench.patterns.attention_layout``: separate or fused q/k/v
+Linear layers) form one *head* group each: q/k/v rows in blocks of ``head_dim``, out columns.
 
 Every op we cannot map makes the spaces it touches unprunable, with a ``warnings.warn`` naming the
 node, so a shrink never produces a silently wrong model.
@@ -20,6 +22,8 @@ Example:
 
 from __future__ import annotations
 
+import copy
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -27,7 +31,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..patterns import attention_modules
+from ..masks import is_masked, undo
+from ..patterns import attention_layouts
 
 LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
@@ -42,13 +47,15 @@ POOLS = {"avg_pool1d", "avg_pool2d", "max_pool1d", "max_pool2d", "adaptive_avg_p
          "adaptive_max_pool2d", "max_pool2d_with_indices", "_adaptive_avg_pool2d"}
 REDUCTIONS = {"mean", "sum", "amax", "amin"}
 RESHAPES = {"view", "reshape", "_unsafe_view", "flatten", "unflatten", "squeeze", "unsqueeze"}
+BATCH_NORMS = {"batch_norm", "_native_batch_norm_legit_no_training", "native_batch_norm", "_native_batch_norm_legit"}
+TUPLE_OPS = BATCH_NORMS | {"max_pool2d_with_indices"}  # their first output carries the channels
 
 
 @dataclass
 class Member:
     """One parameter slice of a group: unit ``u`` owns ``indices(u)`` along ``dim`` of ``param``.
 
-    Along ``dim`` the index of (outer o, unit u, inner r) is ``(o * size + u) * block + r``.
+    Along ``dim`` the index of (outer o, unit u, inner r) is ``offset + (o * size + u) * block + r``.
     """
 
     param: str  # state_dict name, e.g. "fc1.weight"
@@ -57,12 +64,17 @@ class Member:
     module: str  # owning module name
     block: int = 1
     outer: int = 1
+    offset: int = 0  # where the group's slice starts along dim (a space placed after others by torch.cat)
 
     def indices(self, units: torch.Tensor, size: int) -> torch.Tensor:
         units = torch.as_tensor(units, dtype=torch.long).view(1, -1, 1)
         outer = torch.arange(self.outer).view(-1, 1, 1)
         inner = torch.arange(self.block).view(1, 1, -1)
-        return ((outer * size + units) * self.block + inner).flatten()
+        return ((outer * size + units) * self.block + inner).flatten() + self.offset
+
+    def end(self, size: int) -> int:
+        """One past the last index this member touches along ``dim``."""
+        return self.offset + self.outer * size * self.block
 
 
 @dataclass
@@ -74,6 +86,11 @@ class ConsumerPoint:
     dim: int  # negative dim of the module input holding the units
     block: int
     outer: int
+    offset: int = 0
+
+    def member(self, group: DependencyGroup) -> Member:
+        """The consumer member of ``group`` this point reads through."""
+        return next(m for m in group.members if m.role == "consumer" and m.param == self.param and m.offset == self.offset)
 
 
 @dataclass
@@ -102,16 +119,31 @@ class DependencyGroup:
         for m in self.members:
             extra = f", block {m.block}" if m.block > 1 else ""
             extra += f", ×{m.outer}" if m.outer > 1 else ""
+            extra += f", from {m.offset}" if m.offset else ""
             lines.append(f"  {m.role:<8} {m.param}[dim {m.dim}{extra}]")
         return "\n".join(lines)
 
 
 @dataclass
 class DependencyGraph:
+    """The groups of a traced model, the shapes it was traced with, timings and warnings."""
+
     groups: list[DependencyGroup]
     trace_seconds: float
     group_seconds: float
     warnings: list[str] = field(default_factory=list)
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # state_dict name → shape
+
+    def mismatch(self, model: nn.Module) -> str | None:
+        """Why the graph does not describe ``model`` (a plain model), or None when it does."""
+        shapes = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+        if shapes == self.shapes:
+            return None
+        missing, extra = sorted(self.shapes.keys() - shapes.keys()), sorted(shapes.keys() - self.shapes.keys())
+        if missing or extra:
+            return f"the graph has tensors {missing[:3]} the model lacks and the model has {extra[:3]} the graph lacks"
+        name = next(n for n in shapes if shapes[n] != self.shapes[n])
+        return f"{name} is {tuple(shapes[name])} in the model but {tuple(self.shapes[name])} in the graph"
 
     def __str__(self) -> str:
         return "\n".join(str(g) for g in self.groups)
@@ -123,6 +155,8 @@ class _Space:
         self.members: list[Member] = []
         self.consumers: list[ConsumerPoint] = []
         self.reasons: list[str] = []
+        self.parts: list[tuple[int, int, int]] | None = None  # concatenation: (space, channel offset, inner)
+        self.units_per_group = 1  # GroupNorm: units that must go together
 
 
 def _op_name(target) -> str:
@@ -135,6 +169,11 @@ def _val(node):
     return value if isinstance(value, torch.Tensor) else None
 
 
+def _holds_tensors(node) -> bool:
+    value = node.meta.get("val")
+    return isinstance(value, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in value)
+
+
 def _prod(values) -> int:
     out = 1
     for v in values:
@@ -142,18 +181,27 @@ def _prod(values) -> int:
     return out
 
 
+def _arg(node, index, name, default=None):
+    return node.args[index] if len(node.args) > index else node.kwargs.get(name, default)
+
+
 class _Tracer:
     def __init__(self, model: nn.Module):
         self.model = model
         self.modules = dict(model.named_modules())
-        self.attentions = attention_modules(model)
+        self.attentions = attention_layouts(model)
+        self.projections = {  # q/k/v Linear module name → (attention module name, "q"|"k"|"v"|"qkv")
+            (f"{name}.{child}" if name else child): (name, "qkv" if layout.qkv[0][0] == layout.qkv[1][0] else "qkv"[i])
+            for name, layout in self.attentions.items() for i, (child, _) in enumerate(layout.qkv)
+        }
         self.spaces: dict[int, _Space] = {}
         self.parent: dict[int, int] = {}
         self.ann: dict[torch.fx.Node, tuple[int, int, int]] = {}  # node → (space, negative dim, inner)
+        self.internal: dict[torch.fx.Node, int] = {}  # node inside attention → head space (layout not tracked)
+        self.attention_rank: dict[str, int] = {}
         self.params: dict[torch.fx.Node, str] = {}
         self.head_spaces: dict[str, int] = {}
         self.messages: list[str] = []
-        self.producer_modules: set[str] = set()
 
     # union-find
     def find(self, sid):
@@ -178,10 +226,19 @@ class _Tracer:
         sa, sb = self.spaces[a], self.spaces[b]
         if sa.size != sb.size or sa.kind != sb.kind:
             self.unsupported(node, [a, b], f"merges spaces of sizes {sa.size} and {sb.size}")
+        if sa.parts is not None and sb.parts is not None:
+            self.unsupported(node, [a, b], "combines two concatenations")
+            return a
+        if sb.parts is not None:  # a concatenation stays the root: its members go to its parts
+            a, b, sa, sb = b, a, sb, sa
+        if sa.parts is not None and sb.units_per_group > 1:
+            self.unsupported(node, [a, b], "combines GroupNorm'd channels with concatenated channels")
+            return a
         self.parent[b] = a
         sa.members += sb.members
         sa.consumers += sb.consumers
         sa.reasons += sb.reasons
+        sa.units_per_group = math.lcm(sa.units_per_group, sb.units_per_group)
         return a
 
     def block(self, sid, reason):
@@ -208,26 +265,31 @@ class _Tracer:
     def stack_modules(self, node):
         return [path for path, _ in (node.meta.get("nn_module_stack") or {}).values()]
 
-    def add_member(self, sid, param, dim, role, module, block=1, outer=1):
+    def add_member(self, sid, param, dim, role, module, block=1, outer=1, offset=0):
         space = self.space(sid)
-        member = Member(param, dim, role, module, block, outer)
+        member = Member(param, dim, role, module, block, outer, offset)
         if member not in space.members:
             space.members.append(member)
+
+    def add_consumer(self, sid, module_name, wname, dim, inner, outer):
+        self.add_member(sid, wname, 1, "consumer", module_name, inner, outer)
+        point = ConsumerPoint(module_name, wname, dim, inner, outer)
+        if point not in self.space(sid).consumers:
+            self.space(sid).consumers.append(point)
+
+    def sids(self, nodes):
+        return [self.ann[n][0] if n in self.ann else self.internal[n] for n in nodes]
 
     # ---- ops -------------------------------------------------------------------------------------
     def run(self, ep):
         sig = ep.graph_signature
         names = {**sig.inputs_to_parameters, **sig.inputs_to_buffers}
-        weight_uses: dict[str, int] = {}
+        self.weight_uses: dict[str, int] = {}
         for node in ep.graph.nodes:
             if node.op == "call_function" and _op_name(node.target) in ("linear", "conv1d", "conv2d"):
-                w = node.args[1]
-                if w in () or not isinstance(w, torch.fx.Node):
-                    continue
-                pname = names.get(w.name)
+                pname = names.get(getattr(node.args[1], "name", None))
                 if pname:
-                    weight_uses[pname] = weight_uses.get(pname, 0) + 1
-        self.weight_uses = weight_uses
+                    self.weight_uses[pname] = self.weight_uses.get(pname, 0) + 1
         for node in ep.graph.nodes:
             if node.op == "placeholder":
                 if node.name in names:
@@ -235,13 +297,14 @@ class _Tracer:
             elif node.op == "call_function":
                 self.call(node)
             elif node.op == "output":
-                for arg in torch.fx.node.map_arg(node.args, lambda n: n) and self._flat(node.args):
-                    if arg in self.ann:
-                        self.block(self.ann[arg][0], "reaches the model output")
+                for arg in self._flat(node.args):
+                    if arg in self.ann or arg in self.internal:
+                        self.block(self.sids([arg])[0], "reaches the model output")
 
     @staticmethod
     def _flat(args):
         out = []
+
         def visit(a):
             if isinstance(a, torch.fx.Node):
                 out.append(a)
@@ -256,114 +319,128 @@ class _Tracer:
 
     def call(self, node):
         op = _op_name(node.target)
-        inputs = self._flat((node.args, node.kwargs))
-        spaced = [n for n in inputs if n in self.ann]
-        out = _val(node)
         if op in ("linear", "conv1d", "conv2d"):
             return self.layer(node, op)
-        attention = self.inside_attention(node)
-        if attention is not None and op != "sym_size":
-            head = self.head_spaces.get(attention)
-            others = [n for n in spaced if head is None or self.find(self.ann[n][0]) != self.find(head)]
-            if others:
-                self.unsupported(node, [self.ann[n][0] for n in others], f"mixes the channels of its input inside attention module {attention!r}")
-            if head is not None and any(self.find(self.ann[n][0]) == self.find(head) for n in spaced) and out is not None:
-                self.ann[node] = (head, -1, 1)  # trust num_heads/head_dim: the head layout is restored before `out`
-            return
+        inputs = self._flat((node.args, node.kwargs))
+        spaced = [n for n in inputs if n in self.ann or n in self.internal]
         if not spaced:
             return
-        if out is None and op not in ("getitem", "_native_batch_norm_legit_no_training", "native_batch_norm",
-                                      "_native_batch_norm_legit", "max_pool2d_with_indices"):
-            return  # shape queries and the like produce no tensor
-        x = node.args[0] if node.args else None
-        if op == "getitem":
-            if node.args[1] == 0 and x in self.ann:
-                self.ann[node] = self.ann[x]
-            elif x in self.ann:
-                self.unsupported(node, [self.ann[x][0]])
+        if self.heads(node, op, spaced):
             return
-        if op in ELEMENTWISE and x in self.ann and len(spaced) == 1:
+        out = _val(node)
+        x = node.args[0] if node.args else None
+        if op == "cat":
+            return self.cat(node)
+        if op == "getitem":
+            if node.args[1] == 0 and x in self.ann and _op_name(x.target) in TUPLE_OPS:
+                self.ann[node] = self.ann[x]
+            else:
+                self.unsupported(node, self.sids(spaced))
+            return
+        if out is None and op not in TUPLE_OPS:
+            if _holds_tensors(node):
+                self.unsupported(node, self.sids(spaced), "splits the channels into several tensors")
+            return  # shape queries and the like produce no tensor
+        if any(n in self.internal for n in spaced):
+            return self.unsupported(node, self.sids(spaced), "reads attention internals outside the attention module")
+        one = len(spaced) == 1 and x in self.ann
+        if op in ELEMENTWISE and one:
             self.ann[node] = self.ann[x]
             return
         if op in BINARY:
             return self.binary(node, spaced)
-        if op in ("batch_norm", "_native_batch_norm_legit_no_training", "native_batch_norm", "_native_batch_norm_legit",
-                  "instance_norm") and x in self.ann and len(spaced) == 1:
-            sid, dim, inner = self.ann[x]
-            rank = len(_val(x).shape)
-            if dim != 1 - rank or inner != 1:
-                return self.unsupported(node, [sid], "normalizes a dim other than the channel dim")
-            if op == "instance_norm":
-                return self.unsupported(node, [sid])
-            for arg in node.args[1:5]:
-                if isinstance(arg, torch.fx.Node) and arg in self.params:
-                    self.add_member(sid, self.params[arg], 0, "member", self.params[arg].rpartition(".")[0])
-            self.ann[node] = (sid, dim, inner)
-            return
-        if op in ("layer_norm", "group_norm", "rms_norm") and x in self.ann and len(spaced) == 1:
-            sid, dim, inner = self.ann[x]
-            if op == "group_norm":
-                return self.unsupported(node, [sid])
-            shape = list(node.args[1])
-            if dim >= -len(shape):
-                for arg in node.args[2:4]:
-                    if isinstance(arg, torch.fx.Node) and arg in self.params:
-                        pname = self.params[arg]
-                        self.add_member(sid, pname, len(shape) + dim, "member", pname.rpartition(".")[0], inner)
-                self.block(sid, f"normalized by {op} at node {node.name!r}{self._where(node)}: removing channels would change its mean and variance")
-            self.ann[node] = (sid, dim, inner)
-            return
-        if op in POOLS and x in self.ann and len(spaced) == 1:
+        if op in BATCH_NORMS and one:
+            return self.batch_norm(node)
+        if op in ("layer_norm", "rms_norm") and one:
+            return self.layer_norm(node, op)
+        if op == "group_norm" and one:
+            return self.group_norm(node)
+        if op in POOLS and one:
             sid, dim, inner = self.ann[x]
             rank = len(_val(x).shape)
             if dim != 1 - rank and not (rank == 3 and dim == -3) or inner != 1:
                 return self.unsupported(node, [sid], "pools over the channel dim")
-            self.ann[node] = (sid, dim - rank + len(out.shape) if out is not None else dim, 1) if out is not None else (sid, dim, 1)
+            self.ann[node] = (sid, dim - rank + len(out.shape), 1) if out is not None else (sid, dim, 1)
             return
-        if op in REDUCTIONS and x in self.ann and len(spaced) == 1:
+        if op in REDUCTIONS and one:
             return self.reduction(node)
-        if op in RESHAPES and x in self.ann and len(spaced) == 1:
+        if op in RESHAPES and one:
             return self.reshape(node)
-        if op in ("transpose", "permute") and x in self.ann and len(spaced) == 1:
+        if op in ("transpose", "permute") and one:
             return self.permute(node, op)
-        self.unsupported(node, [self.ann[n][0] for n in spaced])
+        if op in ("expand", "slice", "select") and one:
+            return self.index_like(node, op)
+        self.unsupported(node, self.sids(spaced))
 
+    # ---- attention -------------------------------------------------------------------------------
     def inside_attention(self, node):
         for path in reversed(self.stack_modules(node)):
             if path in self.attentions:
                 return path
         return None
 
+    def heads(self, node, op, spaced) -> bool:
+        """Ops inside an attention module on its head tensors: the head layout is trusted, not traced."""
+        attention = self.inside_attention(node)
+        head = self.head_spaces.get(attention)
+        heads = [n for n in spaced if head is not None and self.find(self.sids([n])[0]) == self.find(head)]
+        if attention is None or not heads:
+            return False
+        if len(heads) != len(spaced):
+            self.unsupported(node, self.sids(spaced), f"mixes other channels with the heads of attention module {attention!r}")
+            return True
+        out = _val(node)
+        layout = self.attentions[attention]
+        if out is not None and out.dim() == self.attention_rank[attention] and out.shape[-1] == layout.width:
+            self.ann[node] = (head, -1, layout.head_dim)  # heads laid out again as (…, heads × head_dim)
+        elif out is not None or _holds_tensors(node):
+            self.internal[node] = head
+        return True
+
+    def projection(self, node, attention, part, wname, bname, module_name):
+        layout = self.attentions[attention]
+        if attention not in self.head_spaces:
+            self.head_spaces[attention] = self.new_space("head", layout.num_heads, attention)
+        sid = self.head_spaces[attention]
+        self.attention_rank[attention] = _val(node).dim()
+        hd = layout.head_dim
+        if part == "qkv":  # fused: q and k rows at offsets 0 and width (outer 2), v rows at 2·width
+            for name in filter(None, (wname, bname)):
+                self.add_member(sid, name, 0, "member", module_name, hd, 2)
+                self.add_member(sid, name, 0, "producer" if name == wname else "member", module_name, hd, 1, 2 * layout.width)
+            self.internal[node] = sid
+            return
+        self.add_member(sid, wname, 0, "producer" if part == "v" else "member", module_name, hd)
+        if bname:
+            self.add_member(sid, bname, 0, "member", module_name, hd)
+        self.ann[node] = (sid, -1, hd)
+
+    # ---- layers ----------------------------------------------------------------------------------
     def layer(self, node, op):
         x, w = node.args[0], node.args[1]
-        b = node.args[2] if len(node.args) > 2 else node.kwargs.get("bias")
+        b = _arg(node, 2, "bias")
         wname = self.params.get(w) if isinstance(w, torch.fx.Node) else None
         in_space = self.ann.get(x)
+        in_sids = [in_space[0]] if in_space else [self.internal[x]] if x in self.internal else []
         out = _val(node)
         module_name = wname.rpartition(".")[0] if wname else None
         module = self.modules.get(module_name)
+        out_dim = -1 if op == "linear" else 1 - len(out.shape)
         if wname is None or not isinstance(module, LAYERS) or self.weight_uses.get(wname, 0) != 1:
             why = "uses a weight that is not a Linear/Conv module parameter" if wname is None or not isinstance(module, LAYERS) \
                 else f"calls module {module_name!r} more than once"
-            self.unsupported(node, [in_space[0]] if in_space else [], why)
+            self.unsupported(node, in_sids, why)
             return
-        if op.startswith("conv") and module.groups != 1:
-            self.unsupported(node, [in_space[0]] if in_space else [], f"is a grouped/depthwise conv (groups={module.groups})")
-            return
+        if x in self.internal:
+            return self.unsupported(node, in_sids, f"applies {module_name!r} to attention internals")
         bname = self.params.get(b) if isinstance(b, torch.fx.Node) else None
-        parent, _, leaf = module_name.rpartition(".")
-        attention = parent if parent in self.attentions and leaf in ("q", "k", "v", "out") else None
         in_rank = len(_val(x).shape)
         feature_dim = -1 if op == "linear" else 1 - in_rank  # channels: dim 1
-        # inputs
+        if op.startswith("conv") and module.groups != 1:
+            return self.grouped_conv(node, module, module_name, wname, bname, in_space, feature_dim, out_dim)
         if in_space is not None:
             sid, dim, inner = in_space
-            head = self.head_spaces.get(attention) if attention else None
-            if leaf == "out" and attention and head is not None and self.find(sid) == self.find(head):
-                block = self.attentions[attention].head_dim
-                self.add_member(sid, wname, 1, "consumer", module_name, block)
-                self.space(sid).consumers.append(ConsumerPoint(module_name, wname, -1, block, 1))
-            elif dim != feature_dim:
+            if dim != feature_dim:
                 self.unsupported(node, [sid], f"applies {module_name!r} over a dim that is not the channel dim")
             else:
                 size = self.space(sid).size
@@ -371,27 +448,37 @@ class _Tracer:
                 if features % (size * inner):
                     self.unsupported(node, [sid], f"reads {features} features that do not split into {size} channels")
                 else:
-                    outer = features // (size * inner)
-                    self.add_member(sid, wname, 1, "consumer", module_name, inner, outer)
-                    self.space(sid).consumers.append(ConsumerPoint(module_name, wname, dim, inner, outer))
-        # output
-        if attention and leaf in ("q", "k", "v"):
-            attn = self.attentions[attention]
-            if attention not in self.head_spaces:
-                self.head_spaces[attention] = self.new_space("head", attn.num_heads, attention)
-            sid = self.head_spaces[attention]
-            role = "producer" if leaf == "v" else "member"
-            self.add_member(sid, wname, 0, role, module_name, attn.head_dim)
-            if bname:
-                self.add_member(sid, bname, 0, "member", module_name, attn.head_dim)
-            self.ann[node] = (sid, -1, 1)
-            return
+                    self.add_consumer(sid, module_name, wname, dim, inner, features // (size * inner))
+        if module_name in self.projections:
+            attention, part = self.projections[module_name]
+            return self.projection(node, attention, part, wname, bname, module_name)
         sid = self.new_space("channel", module.weight.shape[0])
         self.add_member(sid, wname, 0, "producer", module_name)
         if bname:
             self.add_member(sid, bname, 0, "member", module_name)
-        self.ann[node] = (sid, -1 if op == "linear" else 1 - len(out.shape), 1)
+        self.ann[node] = (sid, out_dim, 1)
 
+    def grouped_conv(self, node, module, module_name, wname, bname, in_space, feature_dim, out_dim):
+        """Depthwise convs pass their input channels through (``multiplier`` outputs each); other groups are unsupported."""
+        depthwise = module.groups == module.in_channels
+        if depthwise and (in_space is None or in_space[1] == feature_dim):
+            multiplier = module.out_channels // module.in_channels
+            if in_space is None:  # the model input: fixed channels, nothing produces them
+                in_space = (self.new_space("channel", module.in_channels), feature_dim, 1)
+                self.block(in_space[0], f"{module_name!r} filters channels that no layer produces")
+            sid, _, inner = in_space
+            if self.space(sid).size * inner == module.in_channels:
+                for name in filter(None, (wname, bname)):
+                    self.add_member(sid, name, 0, "member", module_name, inner * multiplier)
+                self.ann[node] = (sid, out_dim, inner * multiplier)
+                return
+        why = f"is a grouped conv (groups={module.groups}): its channels cannot be removed one by one"
+        self.unsupported(node, [in_space[0]] if in_space else [], why)
+        sid = self.new_space("channel", module.out_channels)
+        self.block(sid, f"output of grouped conv {module_name!r}")
+        self.ann[node] = (sid, out_dim, 1)
+
+    # ---- channel ops -----------------------------------------------------------------------------
     def binary(self, node, spaced):
         anns = {self.ann[n][1:] for n in spaced}
         if len(anns) != 1:
@@ -409,16 +496,101 @@ class _Tracer:
             if arg in self.params and inner == 1:
                 pname = self.params[arg]
                 self.add_member(sid, pname, value.dim() + dim, "member", pname.rpartition(".")[0])
-            else:
+            elif arg in self.params:
                 return self.unsupported(node, [sid], f"combines the channels with tensor {arg.name!r} that cannot be sliced")
+            else:  # channels from the model input or an untracked computation: they stay
+                self.block(sid, f"combined at node {node.name!r}{self._where(node)} with {arg.name!r}, whose channels are fixed")
+        self.ann[node] = (sid, dim, inner)
+
+    def cat(self, node):
+        tensors = list(node.args[0])
+        out = _val(node)
+        rank = out.dim()
+        dim = _arg(node, 1, "dim", 0) % rank - rank
+        anns = [self.ann.get(t) for t in tensors]
+        spaced = [a for a in anns if a is not None]
+        sids = [a[0] for a in spaced] + [self.internal[t] for t in tensors if t in self.internal]
+        if len(sids) > len(spaced):
+            return self.unsupported(node, sids, "concatenates attention internals")
+        if all(a[1] != dim for a in spaced):  # along another dim (tokens, batch): the channels pass through
+            layouts = {(self.find(a[0]), a[1], a[2]) for a in spaced}
+            if len(layouts) == 1 and all(a is not None or self.same_param(t, spaced[0]) for t, a in zip(tensors, anns)):
+                self.ann[node] = spaced[0]
+                return
+            return self.unsupported(node, sids, "concatenates channels laid out differently")
+        parts, offset = [], 0
+        for tensor, a in zip(tensors, anns):
+            width = _val(tensor).shape[dim]
+            if a is not None:
+                sid, adim, inner = a
+                if adim != dim or self.space(sid).size * inner != width:
+                    return self.unsupported(node, sids, "concatenates channels laid out differently")
+                parts.append((sid, offset, inner))
+            offset += width
+        composite = self.new_space("channel", out.shape[dim])
+        self.spaces[composite].parts = parts
+        self.ann[node] = (composite, dim, 1)
+
+    def same_param(self, tensor, ann):
+        """Whether ``tensor`` is a parameter (maybe expanded) whose channels can be sliced with ``ann``'s space."""
+        while _op_name(getattr(tensor, "target", "")) in ("expand", "alias", "clone") and tensor not in self.params:
+            tensor = tensor.args[0]
+        if tensor not in self.params or ann[2] != 1:
+            return False
+        value = _val(tensor)
+        sid, dim = ann[0], ann[1]
+        if value.dim() < -dim or value.shape[dim] != self.space(sid).size:
+            return False
+        self.add_member(sid, self.params[tensor], value.dim() + dim, "member", self.params[tensor].rpartition(".")[0])
+        return True
+
+    def batch_norm(self, node):
+        x = node.args[0]
+        sid, dim, inner = self.ann[x]
+        shape = _val(x).shape
+        size = self.space(sid).size
+        if dim != 1 - len(shape) or shape[1] % (size * inner):
+            return self.unsupported(node, [sid], "normalizes a dim other than the channel dim")
+        for arg in node.args[1:5]:
+            if isinstance(arg, torch.fx.Node) and arg in self.params:
+                self.add_member(sid, self.params[arg], 0, "member", self.params[arg].rpartition(".")[0], inner, shape[1] // (size * inner))
+        self.ann[node] = (sid, dim, inner)
+
+    def layer_norm(self, node, op):
+        x = node.args[0]
+        sid, dim, inner = self.ann[x]
+        shape = list(node.args[1])
+        if dim >= -len(shape):
+            for arg in node.args[2:4]:
+                if isinstance(arg, torch.fx.Node) and arg in self.params:
+                    pname = self.params[arg]
+                    self.add_member(sid, pname, len(shape) + dim, "member", pname.rpartition(".")[0], inner)
+            self.block(sid, f"normalized by {op} at node {node.name!r}{self._where(node)}: removing channels would change its mean and variance")
+        self.ann[node] = (sid, dim, inner)
+
+    def group_norm(self, node):
+        """GroupNorm: removing a whole norm group is exact, so the units become whole norm groups."""
+        x = node.args[0]
+        sid, dim, inner = self.ann[x]
+        space = self.space(sid)
+        channels, num_groups = _val(x).shape[1], node.args[1]
+        weight, bias = _arg(node, 2, "weight"), _arg(node, 3, "bias")
+        per_group = channels // num_groups
+        if dim != 1 - _val(x).dim() or space.parts is not None or channels != space.size * inner or per_group % inner:
+            return self.unsupported(node, [sid], "normalizes groups that do not line up with whole channels")
+        if weight not in self.params or bias not in self.params:
+            return self.unsupported(node, [sid], "is a GroupNorm without affine parameters (its group count could not be updated)")
+        for arg in (weight, bias):
+            self.add_member(sid, self.params[arg], 0, "member", self.params[arg].rpartition(".")[0], inner)
+        space.units_per_group = math.lcm(space.units_per_group, per_group // inner)
         self.ann[node] = (sid, dim, inner)
 
     def reduction(self, node):
         x = node.args[0]
         sid, dim, inner = self.ann[x]
         rank = len(_val(x).shape)
-        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
-        keepdim = (node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False))
+        dims = _arg(node, 1, "dim")
+        keepdim = _arg(node, 2, "keepdim", False)
         if dims is None or dims == []:
             return self.unsupported(node, [sid], "reduces over the channel dim")
         dims = [d % rank for d in (dims if isinstance(dims, (list, tuple)) else [dims])]
@@ -440,8 +612,7 @@ class _Tracer:
         for q in range(len(shape_out)):
             if _prod(shape_out[:q]) == before and shape_out[q] % channel_block == 0:
                 extra = shape_out[q] // channel_block
-                if _prod(shape_in[p + 1:]) == extra * _prod(shape_out[q + 1:]) and shape_in[p] % (size * inner) == 0 \
-                        and shape_in[p] // (size * inner) == 1:
+                if _prod(shape_in[p + 1:]) == extra * _prod(shape_out[q + 1:]) and shape_in[p] == size * inner:
                     self.ann[node] = (sid, q - len(shape_out), inner * extra)
                     return
         self.unsupported(node, [sid], "reshapes the channel dim")
@@ -457,6 +628,64 @@ class _Tracer:
         else:
             new = [d % rank for d in node.args[1]].index(pos)
         self.ann[node] = (sid, new - rank, inner)
+
+    def index_like(self, node, op):
+        """expand/slice/select away from the channel dim keep the channels."""
+        x = node.args[0]
+        sid, dim, inner = self.ann[x]
+        shape_in, shape_out = _val(x).shape, _val(node).shape
+        rank = len(shape_in)
+        if op == "expand":
+            ok = shape_out[dim] == shape_in[dim]
+            new = dim
+        else:
+            along = _arg(node, 1, "dim", 0) % rank
+            ok = along != dim % rank
+            new = dim + (op == "select" and along > dim % rank)
+        if not ok:
+            return self.unsupported(node, [sid], f"applies {op} to the channel dim")
+        self.ann[node] = (sid, new, inner)
+
+    # ---- groups ----------------------------------------------------------------------------------
+    def distribute(self, composite):
+        """Move a concatenation's members, consumers and reasons to its parts, at their offsets."""
+        members, consumers, reasons = composite.members, composite.consumers, composite.reasons
+        composite.members, composite.consumers, composite.reasons = [], [], []
+        for part, offset, inner in composite.parts:
+            for m in members:
+                if m.outer != 1:
+                    self.block(part, f"{m.param} reads concatenated channels more than once")
+                self.add_member(part, m.param, m.dim, m.role, m.module, m.block * inner, m.outer, m.offset + offset * m.block)
+            for c in consumers:
+                point = ConsumerPoint(c.module, c.param, c.dim, c.block * inner, c.outer, c.offset + offset * c.block)
+                self.space(part).consumers.append(point)
+            for reason in reasons:
+                self.block(part, reason)
+
+    def finish(self):
+        """Hand the members of concatenated tensors to their parts, then make GroupNorm groups the units."""
+        composites = sorted((s for s in self.spaces if self.spaces[s].parts is not None), reverse=True)
+        for _ in range(len(composites) + 1):  # a part may itself be (merged into) a concatenation
+            pending = [s for s in composites if self.spaces[s].members or self.spaces[s].consumers or self.spaces[s].reasons]
+            for sid in pending:
+                self.distribute(self.spaces[sid])
+        roots = sorted({self.find(s) for s in self.spaces} - set(composites))
+        if any(self.spaces[s].members or self.spaces[s].consumers for s in composites):  # concatenations in a cycle
+            for sid in roots:
+                self.block(sid, "concatenations feed each other in a cycle")
+        for sid in roots:
+            space, k = self.spaces[sid], self.spaces[sid].units_per_group
+            if k == 1:
+                continue
+            if space.size % k:
+                self.block(sid, f"GroupNorm groups of {k} channels do not divide {space.size} channels")
+                continue
+            space.size //= k
+            for m in space.members:
+                m.block *= k
+            for c in space.consumers:
+                c.block *= k
+        return roots
 
 
 def as_inputs(example_inputs) -> tuple:
@@ -474,24 +703,40 @@ def export_model(model: nn.Module, example_inputs):
         raise ValueError(f"cannot trace {type(model).__name__} with torch.export (needed to find coupled channels): {first}") from error
 
 
+def _check_members(group: DependencyGroup, state: dict[str, torch.Tensor], claimed: dict) -> None:
+    for m in group.members:
+        tensor = state.get(m.param)
+        if tensor is None or m.dim >= tensor.dim() or m.end(group.size) > tensor.shape[m.dim]:
+            group.reasons.append(f"{m.param} does not split into {group.size} units along dim {m.dim}")
+            continue
+        seen = claimed.setdefault((m.param, m.dim), torch.full((tensor.shape[m.dim],), -1))
+        index = m.indices(torch.arange(group.size), group.size)
+        others = seen[index][(seen[index] >= 0) & (seen[index] != group.id)]
+        if len(others):
+            group.reasons.append(f"{m.param} dim {m.dim} is shared with group {int(others[0])}")
+        seen[index] = group.id
+
+
 def trace_groups(model: nn.Module, example_inputs) -> DependencyGraph:
-    """The coupled channel groups of a plain (unmasked) model, traced on ``example_inputs``."""
+    """The coupled channel groups of ``model`` (masks, if any, are ignored), traced on ``example_inputs``."""
+    if is_masked(model):
+        model = copy.deepcopy(model)
+        undo(model)
     start = time.perf_counter()
     ep = export_model(model, example_inputs)
     traced = time.perf_counter()
     tracer = _Tracer(model)
     tracer.run(ep)
-    roots = sorted({tracer.find(sid) for sid in tracer.spaces})
-    groups = []
+    roots = tracer.finish()
+    state = dict(model.state_dict(keep_vars=True))
+    groups, claimed = [], {}
     for index, root in enumerate(roots):
         space = tracer.spaces[root]
         group = DependencyGroup(index, space.kind, space.size, space.members, space.consumers, list(space.reasons), space.attention)
-        state = dict(model.state_dict(keep_vars=True))
-        for m in group.members:
-            tensor = state.get(m.param)
-            if tensor is None or tensor.shape[m.dim] != m.outer * group.size * m.block:
-                group.reasons.append(f"{m.param} does not split into {group.size} units along dim {m.dim}")
         if not group.producers and group.kind == "channel":
             group.reasons.append("no producing layer")
         groups.append(group)
-    return DependencyGraph(groups, traced - start, time.perf_counter() - traced, tracer.messages)
+    for group in groups:
+        _check_members(group, state, claimed)
+    shapes = {name: tuple(t.shape) for name, t in state.items()}
+    return DependencyGraph(groups, traced - start, time.perf_counter() - traced, tracer.messages, shapes)

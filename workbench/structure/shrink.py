@@ -26,9 +26,11 @@ import torch
 from torch import nn
 
 from ..masks import get_masks, undo
+from ..patterns import attention_layouts
 from .graph import DependencyGraph, DependencyGroup, as_inputs, trace_groups
 
 TOLERANCE = 1e-6  # relative spread under which a removed unit's input counts as constant
+CHECK = 1e-4  # relative error above which the shrunk model is rejected (its outputs must equal the masked model's)
 
 
 @dataclass
@@ -70,7 +72,7 @@ def _param(model: nn.Module, name: str) -> torch.Tensor:
 
 def _unit_view(tensor: torch.Tensor, member, size: int) -> torch.Tensor:
     """(units, rest) view of a member tensor: all elements belonging to each unit."""
-    t = tensor.detach().movedim(member.dim, 0)
+    t = tensor.detach().index_select(member.dim, member.indices(torch.arange(size), size)).movedim(member.dim, 0)
     t = t.reshape(member.outer, size, member.block, -1).transpose(0, 1)
     return t.reshape(size, -1)
 
@@ -82,11 +84,18 @@ def _zero_units(model, group: DependencyGroup, members) -> torch.Tensor:
     return dead
 
 
+def _depthwise(module: nn.Module) -> bool:
+    return isinstance(module, (nn.Conv1d, nn.Conv2d)) and module.groups > 1
+
+
 def _candidates(model, group: DependencyGroup) -> torch.Tensor:
-    """Units the masks made removable: dead producers (all rows zero) or unread (all consumer columns zero)."""
+    """Units the masks made removable: dead producers (all rows zero), zero depthwise filters, or unread units."""
     producers = [m for m in group.producers if m.param.endswith("weight")]
     consumers = [m for m in group.members if m.role == "consumer"]
     dead = _zero_units(model, group, producers) if producers else torch.zeros(group.size, dtype=torch.bool)
+    for m in group.members:
+        if m.role == "member" and m.param.endswith("weight") and _depthwise(model.get_submodule(m.module)):
+            dead |= _zero_units(model, group, [m])
     unread = _zero_units(model, group, consumers) if consumers else torch.zeros(group.size, dtype=torch.bool)
     return dead | unread
 
@@ -102,7 +111,7 @@ def _plan_group(model, group, removed, captured, notes, explicit):
     padded_kept: dict[str, list[int]] = {}
     for point in group.consumers:
         module = model.get_submodule(point.module)
-        member = next(m for m in group.members if m.param == point.param and m.role == "consumer")
+        member = point.member(group)
         inputs = captured.get(point.module)
         if not inputs:
             notes.append(f"{point.module} was never called on the example inputs; group {group.id} left whole")
@@ -131,7 +140,7 @@ def _plan_group(model, group, removed, captured, notes, explicit):
                      f"feeds zero-padded {module_name} (the border makes it position-dependent, no bias can replace it)")
     for point in group.consumers:
         module = model.get_submodule(point.module)
-        member = next(m for m in group.members if m.param == point.param and m.role == "consumer")
+        member = point.member(group)
         units = removed.nonzero().flatten()
         if not len(units):
             continue
@@ -173,7 +182,7 @@ def _group_label(group: DependencyGroup) -> str:
     return "outputs of " + ", ".join(producers)
 
 
-def shrink_masked(model: nn.Module, masks=None, example_inputs=None, *, keep=None, keep_multiple: int = 1):
+def shrink_masked(model: nn.Module, masks=None, example_inputs=None, *, keep=None, keep_multiple: int = 1, graph: DependencyGraph | None = None):
     """A smaller plain copy of ``model`` without the units its structured masks removed, and a report.
 
     Args:
@@ -183,11 +192,15 @@ def shrink_masked(model: nn.Module, masks=None, example_inputs=None, *, keep=Non
         example_inputs: a batch of inputs (tensor or tuple) to trace with; workbench models make their own.
         keep: ``{group id: LongTensor of kept units}`` for groups of ``trace_groups``; other groups follow the masks.
         keep_multiple: round each group's kept units up to a multiple of this (hardware-friendly widths).
+        graph: the ``trace_groups`` result of a model with this architecture, to skip tracing again.
 
-    The original model is never modified. Outputs of the shrunk model equal the masked model's (eval mode).
+    The original model is never modified. Outputs of the shrunk model equal the masked model's (eval mode);
+    a shrunk model that would not compute them is never returned.
     """
     if keep_multiple < 1:
         raise ValueError(f"keep_multiple must be >= 1, got {keep_multiple}")
+    if graph is not None and not isinstance(graph, DependencyGraph):
+        raise ValueError(f"graph must be a DependencyGraph from trace_groups, got {type(graph).__name__}")
     if isinstance(masks, dict) and masks and all(isinstance(k, int) for k in masks):
         keep, masks = masks, None
     start = time.perf_counter()
@@ -195,31 +208,63 @@ def shrink_masked(model: nn.Module, masks=None, example_inputs=None, *, keep=Non
     mask_dict = dict(get_masks(model)) if masks is None else dict(masks)
     base = copy.deepcopy(model)
     undo(base)  # plain dense copy (masks.undo gives the copy's modules their own classes first)
+    if graph is not None and (why := graph.mismatch(base)):
+        raise ValueError(f"graph was traced on another architecture than {type(model).__name__} ({why}); "
+                         "trace this model with trace_groups(model, example_inputs) or pass graph=None")
     with torch.no_grad():
         for name, mask in mask_dict.items():
             try:
-                _param(base, name).mul_(mask.to(_param(base, name).device))
+                param = _param(base, name)
             except AttributeError:
                 raise ValueError(f"mask for {name!r} names no parameter of the model") from None
+            if tuple(mask.shape) != tuple(param.shape):
+                raise ValueError(f"mask for {name!r} has shape {tuple(mask.shape)}, the parameter {tuple(param.shape)}")
+            param.mul_(mask.to(param.device))
     training = model.training
     base.eval()
     report = ShrinkReport()
     report.params_before = sum(p.numel() for p in base.parameters())
-    graph = trace_groups(base, inputs)
+    if graph is None:
+        graph = trace_groups(base, inputs)
+        report.seconds["trace"] = graph.trace_seconds
+        report.seconds["group"] = graph.group_seconds
     report.graph = graph
     report.notes += graph.warnings
-    report.seconds["trace"] = graph.trace_seconds
-    report.seconds["group"] = graph.group_seconds
     keep = {int(k): torch.as_tensor(v, dtype=torch.long) for k, v in (keep or {}).items()}
-    for gid in keep:
+    for gid, kept_units in keep.items():
         if not 0 <= gid < len(graph.groups):
             raise ValueError(f"keep names group {gid}, but the model has groups 0..{len(graph.groups) - 1}")
         group = graph.groups[gid]
         if not group.prunable:
             raise ValueError(f"group {gid} ({_group_label(group)}) cannot be shrunk: {'; '.join(group.reasons)}")
+        if kept_units.numel() and (kept_units.min() < 0 or kept_units.max() >= group.size):
+            raise ValueError(f"keep[{gid}] has unit indices outside 0..{group.size - 1}")
     t0 = time.perf_counter()
+    captured, reference = _capture(base, graph, inputs)
+    plan = _plan(base, graph, keep, keep_multiple, captured, set(mask_dict), report.notes)
+    small = _build(base, graph, plan, report)
+    why = _differs(small, inputs, reference) if not plan["changes_outputs"] else None
+    heads = [gid for gid in plan["removed"] if graph.groups[gid].attention]
+    if why and heads:  # a forward that hard-codes its head count: keep the heads, shrink the rest
+        names = ", ".join(graph.groups[gid].attention for gid in heads)
+        report.notes.append(f"heads of {names} kept: with fewer heads the model's forward {why}")
+        plan = _plan(base, graph, keep, keep_multiple, captured, set(mask_dict), [], skip=set(heads))
+        report.layers = []
+        small = _build(base, graph, plan, report)
+        why = _differs(small, inputs, reference)
+    if why:
+        raise ValueError(f"shrinking {type(model).__name__} would change its outputs (the shrunk model {why}); "
+                         "please report this model, the masked model is unchanged")
+    report.removed = {gid: units.nonzero().flatten().tolist() for gid, units in plan["removed"].items()}
+    report.params_after = sum(p.numel() for p in small.parameters())
+    small.train(training)
+    report.seconds["shrink"] = time.perf_counter() - t0
+    report.seconds["total"] = time.perf_counter() - start
+    return small, report
 
-    # capture every consumer's inputs on the example batch
+
+def _capture(base: nn.Module, graph: DependencyGraph, inputs):
+    """Every consumer's inputs on the example batch, and the model's outputs."""
     captured: dict[str, list[torch.Tensor]] = {}
     wanted = {p.module for g in graph.groups if g.prunable for p in g.consumers}
     hooks = [
@@ -228,67 +273,108 @@ def shrink_masked(model: nn.Module, masks=None, example_inputs=None, *, keep=Non
     ]
     try:
         with torch.no_grad():
-            base(*inputs)
+            reference = base(*inputs)
     finally:
         for h in hooks:
             h.remove()
+    return captured, reference
 
-    slices: dict[str, dict[int, torch.Tensor]] = {}
-    bias_deltas: dict[str, torch.Tensor] = {}
-    heads: dict[str, int] = {}
-    masked_params = set(mask_dict)
+
+def _plan(base, graph, keep, keep_multiple, captured, masked_params, notes, skip=()):
+    """Removed units per group, bias corrections and head counts."""
+    plan = {"removed": {}, "deltas": {}, "heads": {}, "changes_outputs": False}
     for group in graph.groups:
         if not group.prunable:
             touched = masked_params & {m.param for m in group.producers}
             if touched and _candidates(base, group).any():
-                report.notes.append(f"group {group.id} ({_group_label(group)}) has masked units but cannot shrink: {'; '.join(group.reasons)}")
+                notes.append(f"group {group.id} ({_group_label(group)}) has masked units but cannot shrink: {'; '.join(group.reasons)}")
+            continue
+        if group.id in skip:
             continue
         explicit = group.id in keep
         if explicit:
             removed = torch.ones(group.size, dtype=torch.bool)
-            kept_units = keep[group.id]
-            if kept_units.numel() and (kept_units.min() < 0 or kept_units.max() >= group.size):
-                raise ValueError(f"keep[{group.id}] has unit indices outside 0..{group.size - 1}")
-            removed[kept_units] = False
+            removed[keep[group.id]] = False
         else:
             removed = _candidates(base, group)
         if not removed.any():
             continue
-        removed, _ = _plan_group(base, group, removed, captured, report.notes, explicit)
-        removed = _round_keep(removed, keep_multiple, group, report.notes) if not explicit or not (~removed).any() else removed
+        before = len(notes)
+        removed, _ = _plan_group(base, group, removed, captured, notes, explicit)
+        plan["changes_outputs"] |= any("outputs change" in n for n in notes[before:])
+        removed = _round_keep(removed, keep_multiple, group, notes) if not explicit or not (~removed).any() else removed
         if not removed.any():
             continue
         removed, deltas = _plan_group(base, group, removed, captured, [], explicit)
-        report.removed[group.id] = removed.nonzero().flatten().tolist()
-        kept = (~removed).nonzero().flatten()
-        for m in group.members:
-            per_param = slices.setdefault(m.param, {})
-            if m.dim in per_param:
-                raise ValueError(f"{m.param} dim {m.dim} is claimed by two groups; cannot shrink this model")
-            per_param[m.dim] = m.indices(kept, group.size)
+        plan["removed"][group.id] = removed
         for name, delta in deltas.items():
-            bias_deltas[name] = bias_deltas.get(name, 0) + delta
+            plan["deltas"][name] = plan["deltas"].get(name, 0) + delta
         if group.attention:
-            heads[group.attention] = len(kept)
+            plan["heads"][group.attention] = int((~removed).sum())
+    return plan
 
-    before = {name: _describe(mod) for name, mod in base.named_modules() if _describe(mod)}
-    old_shapes = {name: tuple(_param(base, name).shape) for name in slices}
-    old_heads = {name: base.get_submodule(name).num_heads for name in heads}
-    _apply(base, slices, bias_deltas)
-    for name, count in heads.items():
-        base.get_submodule(name).num_heads = count
-    for name, mod in base.named_modules():
+
+def _build(base, graph, plan, report) -> nn.Module:
+    """A copy of ``base`` with the planned units removed; fills ``report.layers``."""
+    small = copy.deepcopy(base)
+    removed_at: dict[str, dict[int, list[torch.Tensor]]] = {}
+    for gid, removed in plan["removed"].items():
+        group = graph.groups[gid]
+        units = removed.nonzero().flatten()
+        for m in group.members:
+            removed_at.setdefault(m.param, {}).setdefault(m.dim, []).append(m.indices(units, group.size))
+    slices = {}
+    for name, dims in removed_at.items():
+        shape = _param(small, name).shape
+        slices[name] = {}
+        for dim, parts in dims.items():
+            kept = torch.ones(shape[dim], dtype=torch.bool)
+            kept[torch.cat(parts)] = False
+            slices[name][dim] = kept.nonzero().flatten()
+    layouts = attention_layouts(small)
+    before = {name: _describe(mod) for name, mod in small.named_modules() if _describe(mod)}
+    old_shapes = {name: tuple(_param(small, name).shape) for name in slices}
+    _apply(small, slices, plan["deltas"])
+    for name, count in plan["heads"].items():
+        module, layout = small.get_submodule(name), layouts[name]
+        setattr(module, layout.heads_attr, count)
+        for attr in layout.widths:
+            setattr(module, attr, count * layout.head_dim)
+    for name, mod in small.named_modules():
         if name in before and _describe(mod) != before[name]:
             report.layers.append((name, before[name], _describe(mod)))
-    for name, count in heads.items():
-        report.layers.append((name, f"{old_heads[name]} heads", f"{count} head" + ("s" if count != 1 else "")))
+    for name, count in plan["heads"].items():
+        report.layers.append((name, f"{layouts[name].num_heads} heads", f"{count} head" + ("s" if count != 1 else "")))
     for name in sorted(n for n in slices if n.rpartition(".")[0] not in before):  # e.g. pos_embed
-        report.layers.append((name, "×".join(map(str, old_shapes[name])), "×".join(map(str, _param(base, name).shape))))
-    report.params_after = sum(p.numel() for p in base.parameters())
-    base.train(training)
-    report.seconds["shrink"] = time.perf_counter() - t0
-    report.seconds["total"] = time.perf_counter() - start
-    return base, report
+        report.layers.append((name, "×".join(map(str, old_shapes[name])), "×".join(map(str, _param(small, name).shape))))
+    return small
+
+
+def _tensors(value) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors(v)]
+    return []
+
+
+def _differs(small: nn.Module, inputs, reference) -> str | None:
+    """Why ``small`` does not compute ``reference`` on ``inputs`` (None when it does)."""
+    try:
+        with torch.no_grad():
+            got = small(*inputs)
+    except Exception as error:  # noqa: BLE001 - any failure means the shrunk model is unusable
+        return f"fails: {type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+    expected, got = _tensors(reference), _tensors(got)
+    if len(expected) != len(got) or any(a.shape != b.shape for a, b in zip(expected, got)):
+        return "returns outputs of other shapes"
+    for a, b in zip(expected, got):
+        scale = a.abs().max().clamp_min(1e-12) if a.numel() else 1
+        if a.is_floating_point() and a.numel() and ((a - b).abs().max() / scale) > CHECK:
+            return f"computes other outputs (relative error {((a - b).abs().max() / scale).item():.1e})"
+    return None
 
 
 def _describe(module: nn.Module) -> str | None:
@@ -298,6 +384,8 @@ def _describe(module: nn.Module) -> str | None:
         return f"BN({module.num_features})"
     if isinstance(module, nn.LayerNorm):
         return f"LN{tuple(module.normalized_shape)}"
+    if isinstance(module, nn.GroupNorm):
+        return f"GN({module.num_groups}×{module.num_channels // module.num_groups})"
     return None
 
 
@@ -347,11 +435,15 @@ def _rebuild(module: nn.Module, tensors: dict[str, torch.Tensor]) -> nn.Module:
     if kind is nn.Linear:
         new = nn.Linear(w.shape[1], w.shape[0], bias="bias" in tensors, device="meta")
     elif kind in (nn.Conv1d, nn.Conv2d):
-        new = kind(w.shape[1] * module.groups, w.shape[0], module.kernel_size, module.stride, module.padding, module.dilation,
-                   module.groups, "bias" in tensors, module.padding_mode, device="meta")
+        groups = 1 if module.groups == 1 else w.shape[0] // (module.out_channels // module.groups)  # depthwise: one per channel
+        new = kind(w.shape[1] * groups, w.shape[0], module.kernel_size, module.stride, module.padding, module.dilation,
+                   groups, "bias" in tensors, module.padding_mode, device="meta")
     elif kind in (nn.BatchNorm1d, nn.BatchNorm2d):
         size = next(t.shape[0] for k, t in tensors.items() if k != "num_batches_tracked")
         new = kind(size, module.eps, module.momentum, module.affine, module.track_running_stats, device="meta")
+    elif kind is nn.GroupNorm:
+        per_group = module.num_channels // module.num_groups
+        new = nn.GroupNorm(w.shape[0] // per_group, w.shape[0], module.eps, module.affine, device="meta")
     elif kind is nn.LayerNorm:
         shape = tensors["weight"].shape if "weight" in tensors else module.normalized_shape
         new = nn.LayerNorm(shape, module.eps, module.elementwise_affine, bias="bias" in tensors, device="meta")
