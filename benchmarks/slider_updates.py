@@ -1,4 +1,4 @@
-"""Slider-move time of every live view, dropdown-change time of the explorer, and the cnn sensitivity scan.
+"""Slider-move time of every live view (tour, explorer, sensitivity board, shrink lab), dropdown-change time of the explorer, and the cnn sensitivity scan.
 
 Run: .venv/bin/python benchmarks/slider_updates.py [--moves 40] [--threads N]
 Prints Markdown tables for BENCHMARKS.md. All timings on the CPU, with the thread count stated.
@@ -17,6 +17,7 @@ import workbench as wb
 from workbench.sensitivity import sensitivity
 from workbench.widgets.explorer import Explorer
 from workbench.widgets.sensitivity_board import SensitivityBoard
+from workbench.widgets.shrink_lab import ShrinkLab
 from workbench.widgets.tour import TourApp
 
 
@@ -75,6 +76,11 @@ def main() -> None:
     board = SensitivityBoard("cnn")
     board_s = time.perf_counter() - start
     print(row("sensitivity board (cnn)", board_moves(board, args.moves, rng)))
+    start = time.perf_counter()
+    lab = ShrinkLab("cnn", "l1", "filter", progress=False)
+    lab_s = time.perf_counter() - start
+    print(row("shrink lab (cnn, l1, filter; precomputed grid)", random_moves(lab.slider, lab.update_ms, args.moves, rng)))
+    print(f"\nShrinkLab('cnn') start-up (10 shrunk models: shrink, accuracy, FLOPs, interleaved latency at batch 256): {lab_s:.1f} s")
 
     data, cnn = wb.load_dataset("digits"), wb.pretrained("cnn")
     pruner = wb.Pruner(cnn)

@@ -10,10 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import ACCURACY_FLOORS, SHIPPED
 
 import workbench as wb
-from workbench.cli import main
+from workbench.cli import build_parser, main, shrink_command
+from workbench.structure.saving import load_shrunk
 from workbench.models import count_parameters
 
 
@@ -131,3 +133,68 @@ def test_train_json_writes_checkpoint(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlp2d.json", "mlp2d.pt"]
     model = wb.pretrained("mlp2d", directory=tmp_path)
     assert wb.evaluate(model, wb.load_dataset("spirals").test) == meta["test_accuracy"]
+
+
+def _shrink_json(capsys, *argv) -> dict:
+    assert main(["prune", *argv, "--shrink", "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1, "--json must print exactly one line"
+    return json.loads(out[0])
+
+
+@pytest.mark.parametrize("name,pattern", [("cnn", "filter"), ("transformer", "head"), ("mlp", "neuron")])
+def test_prune_shrink_json_reports_smaller_model(capsys, name, pattern):
+    report = _shrink_json(capsys, name, "--pattern", pattern, "--sparsity", "0.5", "--batch", "3")
+    small = wb.shrink(wb.pretrained(name), sparsity=0.5, pattern=pattern, criterion="magnitude")
+    dense, shrunk = report["dense"], report["shrunk"]
+    assert dense["params"] == count_parameters(wb.pretrained(name)) and shrunk["params"] == count_parameters(small)
+    assert shrunk["params"] < dense["params"] and shrunk["flops"] < dense["flops"]
+    assert report["ratios"]["params"] == pytest.approx(dense["params"] / shrunk["params"])
+    assert report["ratios"]["flops"] == pytest.approx(dense["flops"] / shrunk["flops"]) and report["ratios"]["flops"] > 1
+    for costs in (dense, shrunk):
+        assert costs["latency"]["median_ms"] > 0 and costs["latency"]["runs"] >= 1
+        assert costs["latency"]["batch"] == report["batch"] == 3 and costs["latency"]["device"] == "cpu"
+        assert costs["latency"]["threads"] == report["threads"] == torch.get_num_threads()
+    assert report["layers"] and all(layer["before"] != layer["after"] for layer in report["layers"])
+    assert 0 <= report["accuracy_after"] <= 1 and report["accuracy_before"] == wb.checkpoint_info(name)["test_accuracy"]
+    assert "out" not in report
+
+
+def test_prune_shrink_text_lists_layers_and_ratios(capsys):
+    assert main(["prune", "cnn", "--pattern", "filter", "--sparsity", "0.5", "--shrink"]) == 0
+    out = capsys.readouterr().out
+    assert "stem.0" in out and "32×1×3×3 → 16×1×3×3" in out
+    for word in ("parameters", "FLOPs (batch 1)", "latency", "threads", "dense/shrunk", "test accuracy"):
+        assert word in out
+
+
+@pytest.mark.parametrize("name,pattern", [("cnn", "filter"), ("transformer", "head")])
+def test_prune_shrink_out_round_trips(tmp_path, capsys, name, pattern):
+    out = tmp_path / "small.pt"
+    args = build_parser().parse_args(["prune", name, "--pattern", pattern, "--sparsity", "0.5", "--shrink", "--out", str(out)])
+    small, report = shrink_command(args)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.json", "small.pt"]
+    loaded = load_shrunk(out)
+    assert not loaded.training and count_parameters(loaded) == report["shrunk"]["params"]
+    assert loaded.state_dict().keys() == small.state_dict().keys()
+    images = wb.load_dataset("digits").test.tensors[0][:64]
+    with torch.no_grad():
+        assert torch.equal(loaded(images), small.eval()(images))
+    assert json.loads((tmp_path / "small.json").read_text())["shrink"]["layers"] == report["layers"]
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--pattern", "unstructured", "--out", "small.pt"], "--shrink removes whole units"),
+        (["--pattern", "2:4", "--out", "small.pt"], "--shrink removes whole units"),
+        (["--pattern", "filter", "--batch", "0", "--out", "small.pt"], "--batch must be at least 1"),
+        (["--pattern", "filter", "--out", "small.json"], "use e.g. small.pt"),
+    ],
+)
+def test_prune_shrink_bad_arguments_exit_2_and_write_nothing(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(["prune", "cnn", "--shrink", *argv]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.out == ""
+    assert not any(tmp_path.iterdir())

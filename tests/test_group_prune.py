@@ -201,3 +201,20 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(models, call, message):
         call(model)
     assert not is_masked(model)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_users_shrunk_model_reloads_into_its_template(tmp_path):
+    torch.manual_seed(0)
+    build = lambda: torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),  # noqa: E731
+                                        torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(8 * 16, 4))
+    x = torch.randn(2, 3, 4, 4)
+    small = wb.shrink(build().eval(), x, sparsity=0.5)
+    wb.save_shrunk(small, tmp_path / "small.pt")
+    with pytest.raises(ValueError, match="template"):
+        wb.load_shrunk(tmp_path / "small.pt")
+    again = wb.load_shrunk(tmp_path / "small.pt", template=build())
+    assert [p.shape for p in again.parameters()] == [p.shape for p in small.parameters()]
+    with torch.no_grad():
+        assert torch.equal(again(x), small(x))
+    with pytest.raises(ValueError, match="does not fit"):
+        wb.load_shrunk(tmp_path / "small.pt", template=torch.nn.Sequential(torch.nn.Linear(2, 2)))

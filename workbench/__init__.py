@@ -13,6 +13,7 @@ from .devices import resolve_device
 from .models import MODELS, build_model, count_parameters
 from .pruner import Pruner, PruneResult, prune, sparsity_report
 from .shrinking import shrink, shrink_with_report
+from .structure.saving import load_shrunk, save_shrunk
 from .train import History, evaluate, fine_tune, predict, train
 from .zoo import checkpoint_info, pretrained
 
@@ -29,10 +30,12 @@ __all__ = [
     "evaluate",
     "fine_tune",
     "load_dataset",
+    "load_shrunk",
     "predict",
     "pretrained",
     "prune",
     "resolve_device",
+    "save_shrunk",
     "shrink",
     "shrink_with_report",
     "sparsity_report",

@@ -1,4 +1,4 @@
-"""The `workbench` command: list datasets and models, regenerate shipped checkpoints, prune a model.
+"""The `workbench` command: list datasets and models, regenerate shipped checkpoints, prune (and shrink) a model.
 
 Example:
     >>> main(["info", "--json"])  # doctest: +ELLIPSIS
@@ -9,17 +9,28 @@ Example:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+from pathlib import Path
+
+import torch
+from torch import nn
 
 from .criteria import CRITERIA
 from .data import DATASETS, load_dataset
 from .masks import plain_state_dict
+from .measure import compare_latency, model_costs
 from .models import MODELS, build_model, count_parameters
 from .patterns import PATTERNS
 from .pruner import SCOPES, prune
+from .shrinking import shrink_with_report
+from .structure.saving import save_shrunk
+from .structure.shrink import default_inputs
 from .train import evaluate
 from .zoo import RECIPES, checkpoint_info, pretrained, train_checkpoint
+
+SHRINK_PATTERNS = ("neuron", "channel", "filter", "head")  # patterns that remove whole units
 
 
 def info() -> dict:
@@ -79,7 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     prune_parser.add_argument("--scope", default="local", choices=SCOPES)
     prune_parser.add_argument("--exclude", action="append", default=[], help="module name or glob to leave dense (repeatable)")
     prune_parser.add_argument("--json", action="store_true", help="print one JSON object")
-    prune_parser.add_argument("--out", default=None, help="save a plain state_dict with pruned weights zeroed")
+    prune_parser.add_argument("--out", default=None, help="save a plain state_dict with pruned weights zeroed "
+                              "(with --shrink: the shrunk model's state_dict, and its shapes in FILE's .json twin)")
+    prune_parser.add_argument("--shrink", action="store_true",
+                              help=f"remove whole units ({', '.join(SHRINK_PATTERNS)}) and report shapes, params, FLOPs and CPU latency")
+    prune_parser.add_argument("--batch", type=int, default=1, help="with --shrink: batch size for FLOPs and latency (default 1)")
     return parser
 
 
@@ -97,11 +112,64 @@ def prune_command(args):
         "accuracy_before": before, "accuracy_after": evaluate(model, data.test),
     }
     if args.out:
-        import torch
-
         torch.save(plain_state_dict(model), args.out)
         report["out"] = args.out
     return result, report
+
+
+def shrink_command(args) -> tuple[nn.Module, dict]:
+    """Shrink a shipped model by whole units as the arguments say; returns the small model and a JSON-ready report.
+
+    Dense and shrunk models are measured on the same random batch: parameters, FLOPs, and CPU latency
+    timed interleaved (``compare_latency``) with the current torch thread count.
+    """
+    if args.pattern not in SHRINK_PATTERNS:
+        raise ValueError(f"--shrink removes whole units: use --pattern {' / '.join(SHRINK_PATTERNS)}, not {args.pattern!r}")
+    if args.batch < 1:
+        raise ValueError(f"--batch must be at least 1, got {args.batch}")
+    if args.out and Path(args.out).suffix == ".json":
+        raise ValueError(f"--out {args.out} would be overwritten by its .json twin; use e.g. {Path(args.out).with_suffix('.pt')}")
+    dense = pretrained(args.model)
+    data = load_dataset(checkpoint_info(args.model)["dataset"])
+    small, shrunk = shrink_with_report(dense, sparsity=args.sparsity, pattern=args.pattern, criterion=args.criterion,
+                                       scope=args.scope, data=data, exclude=tuple(args.exclude))
+    inputs = default_inputs(dense, args.batch)
+    timed = compare_latency({"dense": dense, "shrunk": small}, inputs, device="cpu")
+    costs = {"dense": dataclasses.replace(model_costs(dense, inputs), latency=timed["dense"]),
+             "shrunk": dataclasses.replace(model_costs(small, inputs), latency=timed["shrunk"])}
+    report = {
+        "model": args.model, "criterion": args.criterion, "pattern": args.pattern, "scope": args.scope,
+        "sparsity": args.sparsity, "batch": args.batch, "threads": timed["dense"].threads,
+        "layers": [{"name": name, "before": before, "after": after} for name, before, after in shrunk.layers],
+        "notes": shrunk.notes, "shrink_seconds": shrunk.seconds,
+        "accuracy_before": evaluate(dense, data.test), "accuracy_after": evaluate(small, data.test),
+        **{name: c.to_dict() for name, c in costs.items()},
+        "ratios": {"params": costs["dense"].params / costs["shrunk"].params,
+                   "flops": costs["dense"].flops / costs["shrunk"].flops,
+                   "latency": timed["dense"].median_ms / timed["shrunk"].median_ms},
+    }
+    if args.out:
+        save_shrunk(small, args.out, {"shrink": report})
+        report["out"] = args.out
+    return small, report
+
+
+def _print_shrink(report: dict) -> None:
+    print(f"{report['model']}: {report['criterion']} × {report['pattern']} × {report['scope']} at sparsity {report['sparsity']:g}, shrunk")
+    width = max([len(layer["name"]) for layer in report["layers"]] + [5])
+    for layer in report["layers"]:
+        print(f"  {layer['name']:<{width}}  {layer['before']:>12} → {layer['after']}")
+    dense, shrunk, ratios = report["dense"], report["shrunk"], report["ratios"]
+    print(f"{'':<28} {'dense':>12} {'shrunk':>12}  dense/shrunk")
+    print(f"{'parameters':<28} {dense['params']:>12,} {shrunk['params']:>12,}  {ratios['params']:.2f}×")
+    print(f"{'FLOPs (batch ' + str(report['batch']) + ')':<28} {dense['flops']:>12,} {shrunk['flops']:>12,}  {ratios['flops']:.2f}×")
+    label = f"latency ms (cpu, {report['threads']} threads)"
+    print(f"{label:<28} {dense['latency']['median_ms']:>12.3f} {shrunk['latency']['median_ms']:>12.3f}  {ratios['latency']:.2f}×")
+    print(f"{'test accuracy':<28} {report['accuracy_before']:>12.2%} {report['accuracy_after']:>12.2%}")
+    for note in report["notes"]:
+        print(f"note: {note}")
+    if "out" in report:
+        print(f"saved the shrunk state_dict to {report['out']} and how to rebuild it to {Path(report['out']).with_suffix('.json')}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,11 +190,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.name}: test accuracy {meta['test_accuracy']:.2%}, {meta['parameters']:,} parameters")
     elif args.command == "prune":
         try:
-            result, report = prune_command(args)
+            result, report = shrink_command(args) if args.shrink else prune_command(args)
         except ValueError as error:
             print(f"workbench prune: {error}", file=sys.stderr)
             return 2
-        if args.json:
+        if args.shrink:
+            print(json.dumps(report)) if args.json else _print_shrink(report)
+        elif args.json:
             print(json.dumps(report))
         else:
             print(f"{args.model}: {args.criterion} × {args.pattern} × {args.scope}")

@@ -1,4 +1,4 @@
-"""Model size and cost: nonzero parameters, dense FLOPs, and the FLOPs an ideal sparse kernel would do.
+"""Model size and cost: nonzero parameters, dense FLOPs, ideal sparse FLOPs, and measured latency.
 
 Example:
     >>> import torch
@@ -9,16 +9,26 @@ Example:
     (8, 3)
     >>> flops(model, torch.ones(1, 4)), effective_flops(model, torch.ones(1, 4), {"weight": mask})
     (16, 6.0)
+    >>> latency(model, torch.ones(1, 4), device="cpu", threads=1, min_run_time=0.01).runs > 0
+    True
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import itertools
 import re
+import statistics
+import timeit
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils import benchmark
 from torch.utils.flop_counter import FlopCounterMode
 
+from .devices import resolve_device
 from .masks import qualified
 from .patterns import prunable_layers
 
@@ -44,8 +54,8 @@ def parameter_counts(model: nn.Module, masks: dict[str, torch.Tensor] | None = N
 
 
 @torch.no_grad()
-def layer_flops(model: nn.Module, inputs: torch.Tensor) -> tuple[int, dict[str, int]]:
-    """Dense FLOPs of one forward pass on ``inputs``: the total, and each Linear/Conv layer's by module name.
+def layer_flops(model: nn.Module, inputs) -> tuple[int, dict[str, int]]:
+    """Dense FLOPs of one forward pass on ``inputs`` (a tensor or a tuple of them): the total, and each Linear/Conv layer's by module name.
 
     Counted by ``torch.utils.flop_counter.FlopCounterMode``: 2 FLOPs per multiply-add of matrix
     products and convolutions; elementwise ops, norms and softmax are not counted (nor, on the
@@ -55,7 +65,7 @@ def layer_flops(model: nn.Module, inputs: torch.Tensor) -> tuple[int, dict[str, 
     model.eval()
     try:
         with FlopCounterMode(display=False) as counter:
-            model(inputs)
+            model(*_as_inputs(inputs))
     finally:
         model.train(was_training)
     counts = counter.get_flop_counts()  # keys: "Global", then "<model class>.<module name>"
@@ -64,12 +74,12 @@ def layer_flops(model: nn.Module, inputs: torch.Tensor) -> tuple[int, dict[str, 
     return counter.get_total_flops(), per_layer
 
 
-def flops(model: nn.Module, inputs: torch.Tensor) -> int:
+def flops(model: nn.Module, inputs) -> int:
     """Dense FLOPs of one forward pass on ``inputs`` (see ``layer_flops`` for what is counted)."""
     return layer_flops(model, inputs)[0]
 
 
-def effective_flops(model: nn.Module, inputs: torch.Tensor, masks: dict[str, torch.Tensor]) -> float:
+def effective_flops(model: nn.Module, inputs, masks: dict[str, torch.Tensor]) -> float:
     """FLOPs an ideal sparse kernel would do: each Linear/Conv's dense FLOPs × its kept-weight fraction.
 
     This is a best case: it assumes every zero weight's multiply-add is skipped for free (real sparse
@@ -88,3 +98,148 @@ def sparse_flops(counted: tuple[int, dict[str, int]], masks: dict[str, torch.Ten
         if mask is not None:
             saved += dense * int((~mask).sum()) / mask.numel()
     return total - saved
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Measured wall time of one forward pass (``torch.utils.benchmark``), with how it was measured."""
+
+    median_ms: float  # median over timed blocks of the time per forward pass
+    iqr_ms: float  # interquartile range of those block times: the noise
+    runs: int  # forward passes timed
+    threads: int  # torch intra-op threads while timing
+    device: str  # where it ran, e.g. "cpu" or "cuda:0"
+    batch: int  # leading size of the first input
+
+    def __str__(self) -> str:
+        threads = f"{self.threads} thread" + ("s" if self.threads != 1 else "")
+        return (f"{self.median_ms:.3f} ms (IQR {self.iqr_ms:.3f} ms, {self.runs:,} runs, "
+                f"batch {self.batch}, {self.device}, {threads})")
+
+
+@dataclass(frozen=True)
+class Costs:
+    """What a model costs: parameters (all and nonzero), dense FLOPs of one forward pass, optionally latency."""
+
+    params: int  # every parameter: weights, biases, norms
+    nonzero: int  # parameters that are not zero (masked-out weights count as zero)
+    flops: int  # dense FLOPs of one forward pass on the inputs (see layer_flops)
+    latency: Latency | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def model_costs(model: nn.Module, example_inputs, *, latency: bool = False, **timing) -> Costs:
+    """Parameters, FLOPs and, with ``latency=True``, measured latency (``timing`` goes to ``compare_latency``)."""
+    total, nonzero = parameter_counts(model)
+    timed = compare_latency({"model": model}, example_inputs, **timing)["model"] if latency else None
+    return Costs(total, nonzero, flops(model, example_inputs), timed)
+
+
+def latency(model: nn.Module, example_inputs, *, device: str | torch.device = "auto", threads: int | None = None,
+            min_run_time: float = 0.2) -> Latency:
+    """Median time of ``model(*example_inputs)`` in eval mode without autograd, on ``device``.
+
+    Args:
+        model: any module; its mode and device are restored afterwards.
+        example_inputs: a tensor or a tuple of tensors (moved to ``device`` for timing).
+        device: "auto" (CUDA when available), "cpu", "cuda[:n]" or a ``torch.device``.
+        threads: torch intra-op threads while timing (default: ``torch.get_num_threads()``).
+        min_run_time: seconds of timing, after warm-up (``Timer.blocked_autorange``).
+    """
+    return compare_latency({"model": model}, example_inputs, device=device, threads=threads,
+                           min_run_time=min_run_time, rounds=1)["model"]
+
+
+def compare_latency(models: dict[str, nn.Module], example_inputs, *, device: str | torch.device = "auto",
+                    threads: int | None = None, min_run_time: float = 0.2, rounds: int = 5) -> dict[str, Latency]:
+    """``latency`` of several models on the same inputs, timed interleaved so a noisy machine slows all alike.
+
+    Each of ``rounds`` rounds times every model for ``min_run_time / rounds`` seconds, in an order
+    rotated per round; each model's median and IQR are over all its timed blocks.
+    """
+    target = resolve_device(device)
+    if target.type == "cuda" and target.index is None:
+        target = torch.device("cuda", torch.cuda.current_device())  # name the GPU that is timed and synchronized
+    threads = torch.get_num_threads() if threads is None else threads
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+    if not min_run_time > 0:
+        raise ValueError(f"min_run_time must be > 0 seconds, got {min_run_time!r}")
+    if not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"rounds must be a positive int, got {rounds!r}")
+    if not models:
+        raise ValueError("compare_latency needs at least one model, e.g. {'dense': model}")
+    inputs = tuple(x.to(target) for x in _as_inputs(example_inputs))
+    clock = timeit.default_timer if target.type == "cpu" else _synchronized_clock(target)
+    times: dict[str, list[float]] = {name: [] for name in models}
+    runs = dict.fromkeys(models, 0)
+    with _prepared(models.values(), target), torch.no_grad():
+        for name, model in models.items():
+            _warm_up(name, model, inputs, target)
+        timers = {name: benchmark.Timer("model(*inputs)", globals={"model": model, "inputs": inputs}, timer=clock,
+                                        num_threads=threads) for name, model in models.items()}
+        names = list(models)
+        for turn in range(rounds):
+            for name in names[turn % len(names):] + names[:turn % len(names)]:
+                measurement = timers[name].blocked_autorange(min_run_time=min_run_time / rounds)
+                times[name] += measurement.times
+                runs[name] += len(measurement.raw_times) * measurement.number_per_run
+    batch = inputs[0].shape[0] if inputs[0].dim() else 1
+    return {name: Latency(1000 * statistics.median(t), 1000 * _iqr(t), runs[name], threads, str(target), batch)
+            for name, t in times.items()}
+
+
+def _as_inputs(example_inputs) -> tuple[torch.Tensor, ...]:
+    inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else example_inputs
+    if not isinstance(inputs, (tuple, list)) or not inputs or not all(isinstance(x, torch.Tensor) for x in inputs):
+        raise ValueError(f"example inputs must be a tensor or a non-empty tuple of tensors, got {type(example_inputs).__name__}")
+    return tuple(inputs)
+
+
+def _iqr(values: list[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    low, _, high = statistics.quantiles(values, n=4)
+    return high - low
+
+
+def _synchronized_clock(device: torch.device):
+    """A timer that waits for ``device``'s queued kernels first, so CUDA time is not cut short."""
+    def clock() -> float:
+        torch.cuda.synchronize(device)
+        return timeit.default_timer()
+    return clock
+
+
+def _warm_up(name: str, model: nn.Module, inputs: tuple, device: torch.device, calls: int = 3) -> None:
+    """A few untimed calls (kernel selection, caches); a ValueError if the inputs do not fit the model."""
+    try:
+        for _ in range(calls):
+            model(*inputs)
+    except (RuntimeError, TypeError, ValueError, IndexError, AssertionError) as error:
+        shapes = ", ".join("×".join(map(str, x.shape)) for x in inputs)
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"inputs of shape {shapes} do not fit {name} ({type(model).__name__}): {first}") from None
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@contextlib.contextmanager
+def _prepared(models, device: torch.device):
+    """Models in eval mode on ``device``; every module's mode and each model's device restored on exit."""
+    saved = []
+    for model in models:
+        first = next(itertools.chain(model.parameters(), model.buffers()), None)
+        saved.append((model, first.device if first is not None else None, [(m, m.training) for m in model.modules()]))
+    try:
+        for model, _, _ in saved:
+            model.eval().to(device)
+        yield
+    finally:
+        for model, home, modes in saved:
+            if home is not None:
+                model.to(home)
+            for module, training in modes:
+                module.training = training
