@@ -28,6 +28,19 @@ settings.register_profile(
 settings.register_profile("thorough", parent=settings.get_profile("workbench"), max_examples=500)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "workbench"))  # HYPOTHESIS_PROFILE=thorough for a long hunt
 
+
+def trained_looking_norms(model: torch.nn.Module, spread: float = 0.5) -> torch.nn.Module:
+    """Give every norm layer trained-looking affine parameters and BatchNorm statistics (so removed channels
+    emit nonzero constants), in eval mode; draws from torch's current random state."""
+    for m in model.modules():
+        if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.GroupNorm, torch.nn.LayerNorm)):
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-spread, spread)
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-spread, spread)
+            m.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
 # Test-accuracy floors of the shipped checkpoints on load_dataset("digits").test.
 ACCURACY_FLOORS = {"mlp": 0.97, "cnn": 0.985, "transformer": 0.97}
 SHIPPED = ("mlp", "cnn", "transformer", "mlp2d")

@@ -9,6 +9,8 @@ from torch import nn
 from workbench.masks import apply_masks
 from workbench.structure.shrink import shrink_masked
 
+from conftest import trained_looking_norms
+
 BLOCKS = ("conv", "dw", "res", "cat", "gn")
 
 
@@ -57,14 +59,7 @@ def masked_models(draw):
     spec = draw(st.lists(st.tuples(st.sampled_from(BLOCKS), st.integers(2, 6)), min_size=1, max_size=4))
     torch.manual_seed(draw(st.integers(0, 2**16)))
     model = Stack(spec, draw(st.sampled_from(["relu", "gelu"])))
-    for m in model.modules():
-        if isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.5, 0.5)
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 1.5)
-    model.eval()
+    trained_looking_norms(model)
     masks, drop = {}, draw(st.floats(0.2, 0.9))
     for name, m in model.named_modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)) and name != "fc2":

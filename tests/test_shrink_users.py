@@ -16,6 +16,8 @@ from workbench.masks import apply_masks, get_masks
 from workbench.structure.graph import trace_groups
 from workbench.structure.shrink import shrink_masked
 
+from conftest import trained_looking_norms
+
 
 # ---- ResNet (torchvision style) ------------------------------------------------------------------
 class BasicBlock(nn.Module):
@@ -251,16 +253,9 @@ class BertForSequenceClassification(nn.Module):
 
 # ---- helpers -------------------------------------------------------------------------------------
 def _randomize(model):
-    """Trained-looking BatchNorm statistics, so removed channels emit nonzero constants to fold."""
+    """Trained-looking norms, so removed channels emit nonzero constants to fold."""
     torch.manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, (nn.BatchNorm2d, nn.LayerNorm)):
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.3, 0.3)
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.3, 0.3)
-            m.running_var.uniform_(0.5, 1.5)
-    return model.eval()
+    return trained_looking_norms(model, spread=0.3)
 
 
 def _image_batch(n=6):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -62,3 +63,15 @@ class BlitRenderer:
         palette = image.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE)
         palette.save(buffer, format="png", compress_level=1)
         return buffer.getvalue()
+
+
+def share_bars(ax, labels, colors, title: str, xmax: float = 105) -> list:
+    """Horizontal bars of each label's share of the dense model (%), all at 100 until updated; returns the bars."""
+    bars = list(ax.barh(np.arange(len(labels)), [100] * len(labels), height=0.5, color=colors))
+    ax.set_yticks(np.arange(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.axvline(100, color="0.3", linewidth=1)
+    ax.set(xlim=(0, xmax), xlabel="% of the dense model")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    return bars

@@ -33,6 +33,7 @@ from ..patterns import build_targets, parse_pattern, prunable_layers
 from ..pruner import SCOPES, Pruner, report_from_masks
 from ..viz.explorer import ExplorerFigure
 from ..zoo import pretrained
+from .app import App
 
 MODEL_NAMES = ("mlp", "cnn", "transformer")
 PATTERN_CHOICES = ("unstructured", "2:4", "block1x4", "block4x4", "kernel", "neuron", "channel", "head")
@@ -79,7 +80,7 @@ class Setup:
         return self.pruner.masks(None if self.pruner.pattern.fixed_sparsity is not None else sparsity)
 
 
-class Explorer:
+class Explorer(App):
     """Dropdowns (model, criterion, pattern, scope) and a sparsity slider over a live pruning figure.
 
     Accuracy is measured on the digits validation split (``split="val"``, the split for exploring and
@@ -108,7 +109,6 @@ class Explorer:
         self.state: dict = {}
         self.setup: Setup | None = None
         self.view: ExplorerFigure | None = None
-        self._syncing = False
         for dropdown in (self.model, self.criterion, self.pattern, self.scope):
             dropdown.observe(self._on_choice, names="value")
         self.slider.observe(self._on_slide, names="value")
@@ -117,15 +117,6 @@ class Explorer:
             widgets.HBox([self.slider]), self.status, self.image,
         ])
         self.build()
-
-    def _set_quietly(self, widget, **values) -> None:
-        """Change widgets from code without triggering a rebuild or update."""
-        self._syncing = True
-        try:
-            for key, value in values.items():
-                setattr(widget, key, value)
-        finally:
-            self._syncing = False
 
     def _setup(self, key: tuple[str, str, str, str]) -> Setup:
         if key in self._setups:
@@ -216,8 +207,3 @@ class Explorer:
         self.state["error"] = str(error)
         kept = " · ".join(self.setup.key)
         self.status.value = f"<span style='color:#b00'>⚠ {html.escape(str(error))}</span> (still showing {kept})"
-
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.widget)

@@ -27,8 +27,9 @@ from ..measure import parameter_counts, layer_flops, sparse_flops
 from ..pruner import Pruner
 from ..sensitivity import SPARSITIES, SensitivityResult, scan
 from ..viz.pruning import draw_sensitivity
-from ..viz.render import BlitRenderer
+from ..viz.render import BlitRenderer, share_bars
 from ..zoo import pretrained
+from .app import App
 
 METER = ("nonzero params", "effective FLOPs", "accuracy")
 
@@ -48,13 +49,7 @@ class BoardFigure:
         curve_ax.legend(fontsize=7, ncols=2, loc="lower left")
         curve_ax.set_title("each layer alone (dots: your choice)", fontsize=10)
         meter_ax = self.figure.add_subplot(grid[0, 2])
-        self.meter = list(meter_ax.barh(np.arange(len(METER)), [100] * len(METER), color=["#1f4e79", "#d9822b", "tab:green"]))
-        meter_ax.set_yticks(np.arange(len(METER)), METER)
-        meter_ax.invert_yaxis()
-        meter_ax.axvline(100, color="0.3", linewidth=1)
-        meter_ax.set(xlim=(0, 105), xlabel="% of the dense model")
-        meter_ax.set_title("budget of the combined choice", fontsize=10)
-        meter_ax.grid(axis="x", alpha=0.3)
+        self.meter = share_bars(meter_ax, METER, ["#1f4e79", "#d9822b", "tab:green"], "budget of the combined choice")
         self.renderer = BlitRenderer(self.figure, [*self.markers.values(), self.floor, *self.meter])
 
     def update(self, layer_sparsity: dict[str, float], tolerance: float, shares: tuple[float, float, float]) -> None:
@@ -71,7 +66,7 @@ class BoardFigure:
         return self.renderer.png()
 
 
-class SensitivityBoard:
+class SensitivityBoard(App):
     """Sensitivity scan of a shipped model (digits test split), with per-layer sliders and a budget meter.
 
     ``state`` holds the combined choice; ``update_ms`` the time of each update.
@@ -98,7 +93,6 @@ class SensitivityBoard:
         self.view = BoardFigure(self.result, self.tolerance.value, dpi)
         self.update_ms: list[float] = []
         self.state: dict = {}
-        self._syncing = False
         for slider in (*self.sliders.values(), self.tolerance):
             slider.observe(self._on_change, names="value")
         self.apply_button.on_click(lambda _: self.apply_tolerance())
@@ -120,8 +114,7 @@ class SensitivityBoard:
             for name, slider in self.sliders.items():
                 slider.value = chosen[name]
         finally:
-            self._syncing = False
-        self.update()
+            self.update()
 
     def update(self) -> None:
         """Masks of the sliders' per-layer sparsities, their accuracy and budget, and the redrawn figure."""
@@ -145,8 +138,3 @@ class SensitivityBoard:
             f"nonzero params <b>{nonzero:,}</b> of {total:,}",
             f"effective FLOPs <b>{effective:,.0f}</b> of {dense_flops:,} per image", f"{elapsed:.0f} ms",
         ])
-
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.widget)

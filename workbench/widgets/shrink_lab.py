@@ -22,8 +22,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..shrink_sweep import GRID, PATTERNS, ShrinkPoint, ShrinkSweep, shrink_sweep
-from ..viz.render import BlitRenderer
+from ..viz.render import BlitRenderer, share_bars
 from ..viz.shrinking import LayerCut, draw_cut, set_cut
+from .app import App
 
 MODEL_NAMES = ("mlp", "cnn", "transformer")
 CRITERIA = ("l1", "l2", "fpgm", "random", "bn_scale", "taylor")
@@ -40,13 +41,7 @@ class ShrinkLabFigure:
         grid = self.figure.add_gridspec(2, 12, height_ratios=(1.1, 1), left=0.07, right=0.97, top=0.9, bottom=0.09, hspace=0.5, wspace=1.6)
         self.cut_artists = draw_cut(self.figure.add_subplot(grid[0, :4]), self.figure.add_subplot(grid[0, 4:8]), cut)
         cost_ax = self.figure.add_subplot(grid[0, 9:])
-        self.bars = list(cost_ax.barh(np.arange(len(COSTS)), [100] * len(COSTS), height=0.5, color=COST_COLORS))
-        cost_ax.set_yticks(np.arange(len(COSTS)), COSTS)
-        cost_ax.invert_yaxis()
-        cost_ax.axvline(100, color="0.3", linewidth=1)
-        cost_ax.set(xlim=(0, 110), xlabel="% of the dense model")
-        cost_ax.set_title("shrunk vs dense (numbers above)", fontsize=10)
-        cost_ax.grid(axis="x", alpha=0.3)
+        self.bars = share_bars(cost_ax, COSTS, COST_COLORS, "shrunk vs dense (numbers above)", xmax=110)
         x = 100 * np.asarray(sweep.sparsities)
         accuracy_ax = self.figure.add_subplot(grid[1, :6])
         accuracy_ax.plot(x, 100 * sweep.curve("accuracy"), color="0.4", marker=".")
@@ -107,7 +102,7 @@ def shape_table(dense: dict[str, str], shrunk: dict[str, str]) -> str:
            + "".join(rows) + "</table>"
 
 
-class ShrinkLab:
+class ShrinkLab(App):
     """Dropdowns (model, criterion, pattern, layer) and a sparsity slider over shrunk models of the shipped nets.
 
     Accuracy is measured on the digits ``split`` ("val" or "test"); latency on the CPU with ``batch`` training
@@ -136,7 +131,6 @@ class ShrinkLab:
         self.sweep: ShrinkSweep | None = None
         self.view: ShrinkLabFigure | None = None
         self._views: dict[int, ShrinkLabFigure] = {}
-        self._syncing = False
         for dropdown in (self.model, self.criterion, self.pattern):
             dropdown.observe(self._on_choice, names="value")
         self.layer.observe(self._on_view, names="value")
@@ -146,15 +140,6 @@ class ShrinkLab:
             self.log, self.status, widgets.HBox([self.image, self.table]),
         ])
         self.build()
-
-    def _set_quietly(self, widget, **values) -> None:
-        """Change widgets from code without triggering a rebuild or update."""
-        self._syncing = True
-        try:
-            for key, value in values.items():
-                setattr(widget, key, value)
-        finally:
-            self._syncing = False
 
     def build(self) -> None:
         """Run (or fetch) the sweep of the dropdowns' choice, build its figure and show the slider's sparsity."""
@@ -224,8 +209,3 @@ class ShrinkLab:
         self.state["error"] = str(error)
         kept = " · ".join((self.state["model"], self.state["criterion"], self.state["pattern"]))
         self.status.value = f"<span style='color:#b00'>⚠ {html.escape(str(error))}</span> (still showing {kept})"
-
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.widget)

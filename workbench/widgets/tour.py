@@ -23,11 +23,12 @@ from ..pruner import Pruner, check_sparsity
 from ..sweep import Sweep
 from ..viz.tour import TourFigure
 from ..zoo import pretrained
+from .app import App
 
 CURVE_SPARSITIES = np.round(np.concatenate([np.arange(0.0, 0.9, 0.05), np.arange(0.9, 0.995, 0.01)]), 2)
 
 
-class TourApp:
+class TourApp(App):
     """Slider (0–99 % sparsity) → masks of every Linear layer, test accuracy, and the figure, live.
 
     Args:
@@ -79,8 +80,3 @@ class TourApp:
             "achieved_sparsity": 1 - sum(kept.values()) / total,
         }
         self.status.value = f"accuracy <b>{accuracy:.1%}</b> · update {elapsed:.0f} ms"
-
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.widget)
