@@ -34,6 +34,17 @@ class App:
         finally:
             self._syncing = False
 
+    def _on_choice(self, change) -> None:
+        """A dropdown changed: rebuild (subclasses define ``build`` and ``_show_error``); a choice that does
+        not apply snaps back and the error is shown."""
+        if self._syncing:
+            return
+        try:
+            self.build()
+        except ValueError as error:
+            self._set_quietly(change["owner"], value=change["old"])
+            self._show_error(error)
+
     def _ipython_display_(self):
         from IPython.display import display
 

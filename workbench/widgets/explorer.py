@@ -185,15 +185,6 @@ class Explorer(App):
             *map(html.escape, notes),
         ])
 
-    def _on_choice(self, change) -> None:
-        if self._syncing:
-            return
-        try:
-            self.build()
-        except ValueError as error:
-            self._set_quietly(change["owner"], value=change["old"])
-            self._show_error(error)
-
     def _on_slide(self, change) -> None:
         if self._syncing:
             return

@@ -144,11 +144,13 @@ class ShrinkLab(App):
     def build(self) -> None:
         """Run (or fetch) the sweep of the dropdowns' choice, build its figure and show the slider's sparsity."""
         start = time.perf_counter()
-        with self.log:
-            sweep = shrink_sweep(self.model.value, self.criterion.value, self.pattern.value, split=self.split_name,
-                                 batch=self.batch, sparsities=self.sparsities, progress=self.progress)
-        if self.progress:
-            self.log.clear_output()
+        try:
+            with self.log:
+                sweep = shrink_sweep(self.model.value, self.criterion.value, self.pattern.value, split=self.split_name,
+                                     batch=self.batch, sparsities=self.sparsities, progress=self.progress)
+        finally:
+            if self.progress:
+                self.log.clear_output()
         layer = self.layer.value if self.layer.value in sweep.layers_ else default_layer(sweep)
         self._set_quietly(self.layer, options=sweep.layers_, value=layer)
         self.sweep = sweep
@@ -189,17 +191,6 @@ class ShrinkLab(App):
             f"latency <b>{shrunk_ms:.2f} ms</b> vs dense {dense_ms:.2f} ms (batch {self.state['batch']}, {self.state['threads']} thread)",
             f"{html.escape(layer)}: {html.escape(cut.label)}", f"{1000 * (time.perf_counter() - start):.0f} ms",
         ])
-
-    def _on_choice(self, change) -> None:
-        if self._syncing:
-            return
-        try:
-            self.build()
-        except ValueError as error:
-            if self.progress:
-                self.log.clear_output()
-            self._set_quietly(change["owner"], value=change["old"])
-            self._show_error(error)
 
     def _on_view(self, _change) -> None:
         if not self._syncing:
