@@ -14,6 +14,7 @@ from torch import nn
 import workbench as wb
 from workbench.masks import apply_masks, get_masks
 from workbench.structure.graph import trace_groups
+from workbench.structure.group_prune import GroupPruner
 from workbench.structure.shrink import shrink_masked
 
 from conftest import trained_looking_norms
@@ -338,6 +339,25 @@ def test_user_models_shrink_exactly(name, sparsity):
     _prune(small, kind, 0.3)
     smaller, _ = shrink_masked(small, example_inputs=inputs)
     _assert_close(_outputs(small, check), _outputs(smaller, check))
+
+
+@pytest.mark.parametrize("sparsity", [0.3, 0.5, 0.7])
+@pytest.mark.parametrize("name", list(USERS))
+def test_user_models_lose_every_unit_of_whole_group_pruning(name, sparsity):
+    build, batch, _ = USERS[name]
+    torch.manual_seed(0)
+    model = build()
+    inputs, check = batch(), batch(16)
+    pruner = GroupPruner(model, "l1", inputs)
+    removed, _ = pruner.plan(sparsity)
+    assert removed, "something to remove"
+    masked = copy.deepcopy(model)
+    apply_masks(masked, pruner.masks_for(removed))
+    small, report = shrink_masked(masked, example_inputs=inputs)
+    assert report.removed == {gid: units.tolist() for gid, units in removed.items()}
+    _assert_close(_outputs(masked, check), _outputs(small, check))
+    direct = wb.shrink(model, inputs, sparsity=sparsity, criterion="l1")
+    assert [p.shape for p in direct.parameters()] == [p.shape for p in small.parameters()]
 
 
 def test_attention_heads_are_removed_in_every_layout():
