@@ -317,13 +317,20 @@ USERS = {
 }
 
 
-@pytest.mark.parametrize("sparsity", [0.3, 0.5, 0.7])
-@pytest.mark.parametrize("name", list(USERS))
-def test_user_models_shrink_exactly(name, sparsity):
+def _user_case(name):
+    """(model, a batch to trace with, a batch to compare on, how to prune it), seeded."""
     build, batch, kind = USERS[name]
     torch.manual_seed(0)
-    model = build()
-    inputs, check = batch(), batch(16)
+    return build(), batch(), batch(16), kind
+
+
+SPARSITIES = [0.3, 0.5, 0.7]
+
+
+@pytest.mark.parametrize("sparsity", SPARSITIES)
+@pytest.mark.parametrize("name", list(USERS))
+def test_user_models_shrink_exactly(name, sparsity):
+    model, inputs, check, kind = _user_case(name)
     _prune(model, kind, sparsity)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with warnings.catch_warnings():
@@ -341,13 +348,10 @@ def test_user_models_shrink_exactly(name, sparsity):
     _assert_close(_outputs(small, check), _outputs(smaller, check))
 
 
-@pytest.mark.parametrize("sparsity", [0.3, 0.5, 0.7])
+@pytest.mark.parametrize("sparsity", SPARSITIES)
 @pytest.mark.parametrize("name", list(USERS))
 def test_user_models_lose_every_unit_of_whole_group_pruning(name, sparsity):
-    build, batch, _ = USERS[name]
-    torch.manual_seed(0)
-    model = build()
-    inputs, check = batch(), batch(16)
+    model, inputs, check, _ = _user_case(name)
     pruner = GroupPruner(model, "l1", inputs)
     removed, _ = pruner.plan(sparsity)
     assert removed, "something to remove"
