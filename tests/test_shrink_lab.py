@@ -160,3 +160,12 @@ def test_updates_do_not_touch_the_models(lab):
         lab.slider.value = value
     after = lab.sweep.pruner_.plain.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_each_architecture_is_timed_once():
+    heads = shrink_sweep("transformer", "l1", "head", sparsities=(0.0, 0.1, 0.3, 0.5, 0.6), progress=False)
+    # 4 heads: 0 % and 10 % remove none (the dense shapes), 30 % removes one, 50 % and 60 % two
+    latencies = [heads.at(s).latency for s in heads.sparsities]
+    assert latencies[0] is heads.dense_latency_ and latencies[1] is heads.dense_latency_
+    assert latencies[3] is latencies[4] and latencies[2] is not latencies[3]
+    assert heads.at(0.3).shapes != heads.at(0.5).shapes

@@ -75,7 +75,7 @@ class ShrinkSweep:
     """
 
     def __init__(self, model: nn.Module, criterion: str = "l1", pattern: str = "channel", *, split, example_inputs,
-                 timing_inputs, sparsities=GRID, threads: int = 1, min_run_time: float = 0.1, rounds: int = 3, data=None,
+                 timing_inputs, sparsities=GRID, threads: int = 1, min_run_time: float = 0.2, rounds: int = 4, data=None,
                  progress: bool = True):
         if pattern not in PATTERNS:
             raise ValueError(f"pattern {pattern!r} is not structured; choose one of {', '.join(PATTERNS)}")
@@ -102,13 +102,16 @@ class ShrinkSweep:
                 self.points_.append(self._point(sparsity, dense))
                 bar.update()
             bar.set_description(f"timing (batch {len(self.timing_inputs)}, {self.threads} thread)")
-            models = {"dense": dense, **{index: point.model for index, point in enumerate(self.points_)}}
+            # one timing per architecture: grid points of equal shapes (and the dense shapes) are the same computation
+            models = {_architecture(self.dense_shapes_): dense}
+            for point in self.points_:
+                models.setdefault(_architecture(point.shapes), point.model)
             timed = compare_latency(models, self.timing_inputs, device="cpu", threads=self.threads,
                                     min_run_time=self.min_run_time, rounds=self.rounds)
             bar.update()
-        self.dense_latency_ = timed["dense"]
-        for index, point in enumerate(self.points_):
-            point.latency = timed[index]
+        self.dense_latency_ = timed[_architecture(self.dense_shapes_)]
+        for point in self.points_:
+            point.latency = timed[_architecture(point.shapes)]
         return self
 
     def _inputs(self) -> torch.Tensor:
@@ -151,11 +154,15 @@ class ShrinkSweep:
         return np.array([get(p) for p in self.points_], dtype=float)
 
 
+def _architecture(shapes: dict[str, str]) -> str:
+    return "; ".join(f"{name} {shape}" for name, shape in sorted(shapes.items()))
+
+
 _SWEEPS: dict[tuple, ShrinkSweep] = {}
 
 
 def shrink_sweep(model_name: str, criterion: str = "l1", pattern: str = "channel", *, split: str = "val", batch: int = 256,
-                 sparsities=GRID, threads: int = 1, min_run_time: float = 0.1, progress: bool = True) -> ShrinkSweep:
+                 sparsities=GRID, threads: int = 1, min_run_time: float = 0.2, progress: bool = True) -> ShrinkSweep:
     """The (cached) sweep of a shipped model on digits: accuracy on ``split``, latency on ``batch`` training images.
 
     Data-driven criteria score on the training split. Cached per (model, criterion, pattern) and the other arguments.
