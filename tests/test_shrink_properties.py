@@ -11,7 +11,7 @@ from workbench.structure.shrink import shrink_masked
 
 from conftest import trained_looking_norms
 
-BLOCKS = ("conv", "dw", "res", "cat", "gn")
+BLOCKS = ("conv", "dw", "res", "cat", "gn", "glu")
 
 
 class Stack(nn.Module):
@@ -33,6 +33,8 @@ class Stack(nn.Module):
             elif kind == "cat":
                 block["a"], block["b"] = nn.Conv2d(channels, width, 1), nn.Conv2d(channels, width + 1, 1)
                 width = 2 * width + 1
+            elif kind == "glu":  # one conv makes value and gate, chunked in two
+                block["conv"] = nn.Conv2d(channels, 2 * width, 1)
             else:
                 width = 2 * (width // 2 + 1)
                 block["conv"], block["gn"] = nn.Conv2d(channels, width, 1), nn.GroupNorm(width // 2, width)
@@ -47,6 +49,9 @@ class Stack(nn.Module):
                 x = torch.cat([act(block["a"](x)), block["b"](x)], dim=1)
             elif kind == "gn":
                 x = act(block["gn"](block["conv"](x)))
+            elif kind == "glu":
+                value, gate = block["conv"](x).chunk(2, dim=1)
+                x = value * torch.sigmoid(gate)
             elif kind == "res":
                 x = x + act(block["bn"](block["conv"](x)))
             else:

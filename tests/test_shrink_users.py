@@ -482,14 +482,29 @@ def test_concatenated_branches_and_group_norm():
     _assert_close(_outputs(model, inputs), _outputs(small, inputs))
 
 
-class Chunked(nn.Module):
+class SplitAtFixedSizes(nn.Module):
     def __init__(self):
         super().__init__()
         self.fc1, self.fc2 = nn.Linear(8, 6), nn.Linear(3, 2)
 
     def forward(self, x):
-        a, b = self.fc1(x).chunk(2, dim=1)
+        a, b = self.fc1(x).split([3, 3], dim=1)  # sizes written in the code: a shrink would break them
         return self.fc2(a * torch.sigmoid(b))
+
+
+class SwiGLU(nn.Module):
+    """A pre-norm residual block whose MLP makes value and gate with one Linear, chunked (LLaMA-style SwiGLU)."""
+
+    def __init__(self, width=16, hidden=24, classes=5):
+        super().__init__()
+        self.norm, self.w12, self.w3 = nn.LayerNorm(width), nn.Linear(width, 2 * hidden), nn.Linear(hidden, width)
+        self.heads = nn.ModuleDict({"a": nn.Linear(width, 2 * hidden), "b": nn.Linear(hidden, classes), "c": nn.Linear(hidden, classes)})
+
+    def forward(self, x):
+        value, gate = self.w12(self.norm(x)).chunk(2, dim=-1)
+        x = x + self.w3(F.silu(gate) * value)
+        left, right = self.heads["a"](x.mean(dim=1)).chunk(2, dim=-1)  # pieces read separately still stay equal
+        return self.heads["b"](F.relu(left)) + self.heads["c"](torch.tanh(right))
 
 
 class Grouped(nn.Module):
@@ -501,17 +516,34 @@ class Grouped(nn.Module):
         return self.fc(self.conv2(F.relu(self.conv1(x))).mean(dim=(2, 3)))
 
 
-@pytest.mark.parametrize("model,inputs,node", [(Chunked(), (torch.randn(4, 8),), "chunk"), (Grouped(), _image_batch(), "conv2d_1")])
+@pytest.mark.parametrize("model,inputs,node", [(SplitAtFixedSizes(), (torch.randn(4, 8),), "split_with_sizes"),
+                                               (Grouped(), _image_batch(), "conv2d_1")])
 def test_unsupported_ops_warn_with_the_node_and_stay_whole(model, inputs, node):
     model.eval()
-    wb.prune(model, sparsity=0.5, pattern="neuron" if node == "chunk" else "filter", scope="local")
+    linear = node == "split_with_sizes"
+    wb.prune(model, sparsity=0.5, pattern="neuron" if linear else "filter", scope="local")
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.warns(UserWarning, match=f"node '{node}'"):
         small, report = shrink_masked(model, example_inputs=inputs)
-    first = small.fc1 if node == "chunk" else small.conv1
-    assert first.weight.shape[0] == (6 if node == "chunk" else 8)
+    first = small.fc1 if linear else small.conv1
+    assert first.weight.shape[0] == (6 if linear else 8)
     _assert_close(_outputs(model, inputs), _outputs(small, inputs))
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("sparsity", SPARSITIES)
+def test_chunked_value_and_gate_shrink_together(sparsity):
+    torch.manual_seed(0)
+    model, inputs = _randomize(SwiGLU()), (torch.randn(6, 5, 16),)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        small, report = wb.shrink_with_report(model, inputs, sparsity=sparsity, criterion="l1")
+    kept = 24 - round(24 * sparsity)
+    assert small.w12.out_features == 2 * kept and small.w3.in_features == kept
+    assert small.heads["a"].out_features == 2 * kept and small.heads["b"].in_features == small.heads["c"].in_features == kept
+    masked = copy.deepcopy(model)
+    apply_masks(masked, GroupPruner(model, "l1", inputs).masks(sparsity))
+    _assert_close(_outputs(masked, inputs), _outputs(small, inputs))
 
 
 class Branching(nn.Module):

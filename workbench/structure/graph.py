@@ -3,7 +3,8 @@
 A *channel space* is born at the output of a Linear/Conv layer (its rows/filters are the
 *producers*), flows unchanged through elementwise ops (ReLU, GELU, BatchNorm, dropout, …) and
 depthwise convs, is merged with another space by a residual ``add``, is placed next to other spaces
-by ``torch.cat`` (its members then carry an index ``offset``), and ends at the inputs of Linear/Conv
+by ``torch.cat`` (its members then carry an index ``offset``), is cut into equal pieces by ``chunk``
+(unit u of every piece is one unit, as a GLU's value and gate need), and ends at the inputs of Linear/Conv
 layers (the weight columns / input channels are the *consumers*). GroupNorm makes whole norm groups
 the units. Attention modules (see ``workbench.patterns.attention_layout``: separate or fused q/k/v
 Linear layers) form one *head* group each: q/k/v rows in blocks of ``head_dim``, out columns.
@@ -49,6 +50,7 @@ REDUCTIONS = {"mean", "sum", "amax", "amin"}
 RESHAPES = {"view", "reshape", "_unsafe_view", "flatten", "unflatten", "squeeze", "unsqueeze"}
 BATCH_NORMS = {"batch_norm", "_native_batch_norm_legit_no_training", "native_batch_norm", "_native_batch_norm_legit"}
 TUPLE_OPS = BATCH_NORMS | {"max_pool2d_with_indices"}  # their first output carries the channels
+SPLITS = {"split", "split_with_sizes", "chunk"}  # pieces along a dim; along the channels, a concatenation in reverse
 
 
 @dataclass
@@ -198,6 +200,7 @@ class _Tracer:
         self.parent: dict[int, int] = {}
         self.ann: dict[torch.fx.Node, tuple[int, int, int]] = {}  # node → (space, negative dim, inner)
         self.internal: dict[torch.fx.Node, int] = {}  # node inside attention → head space (layout not tracked)
+        self.pieces: dict[torch.fx.Node, list[tuple[int, int, int]]] = {}  # split/chunk node → each piece's annotation
         self.attention_rank: dict[str, int] = {}
         self.params: dict[torch.fx.Node, str] = {}
         self.head_spaces: dict[str, int] = {}
@@ -321,12 +324,17 @@ class _Tracer:
         op = _op_name(node.target)
         if op in ("linear", "conv1d", "conv2d"):
             return self.layer(node, op)
+        if op == "getitem" and node.args[0] in self.pieces:
+            self.ann[node] = self.pieces[node.args[0]][node.args[1]]
+            return
         inputs = self._flat((node.args, node.kwargs))
         spaced = [n for n in inputs if n in self.ann or n in self.internal]
         if not spaced:
             return
         if self.heads(node, op, spaced):
             return
+        if op in SPLITS and len(spaced) == 1 and node.args[0] in self.ann:
+            return self.split(node)
         out = _val(node)
         x = node.args[0] if node.args else None
         if op == "cat":
@@ -530,6 +538,27 @@ class _Tracer:
         composite = self.new_space("channel", out.shape[dim])
         self.spaces[composite].parts = parts
         self.ann[node] = (composite, dim, 1)
+
+    def split(self, node):
+        """split/chunk. Along the channels only ``chunk`` into equal pieces follows a shrink (the sizes of
+        ``split`` are fixed in the model's code): the source becomes the pieces side by side, and unit u of
+        every piece is one unit, so the pieces stay equal (as a GLU's ``a * gate`` needs anyway)."""
+        x = node.args[0]
+        sid, dim, inner = self.ann[x]
+        rank = _val(x).dim()
+        along = _arg(node, 2, "dim", 0) % rank - rank
+        widths = [v.shape[along] for v in node.meta["val"]]
+        if along != dim:  # along tokens or batch: every piece keeps the channels
+            self.pieces[node] = [(sid, dim, inner)] * len(widths)
+            return
+        root = self.space(sid)
+        if _op_name(node.target) != "chunk" or len(set(widths)) != 1 or sum(widths) != root.size:
+            return self.unsupported(node, [sid], "splits the channels at sizes fixed in the model's code (only chunk into equal pieces can shrink)")
+        if inner != 1 or root.parts is not None or root.units_per_group > 1:
+            return self.unsupported(node, [sid], "splits channels that are concatenated, grouped or flattened")
+        piece = self.new_space(root.kind, widths[0])
+        root.parts = [(piece, index * widths[0], 1) for index in range(len(widths))]
+        self.pieces[node] = [(piece, dim, 1)] * len(widths)
 
     def same_param(self, tensor, ann):
         """Whether ``tensor`` is a parameter (maybe expanded) whose channels can be sliced with ``ann``'s space."""
