@@ -74,6 +74,11 @@ class Member:
         inner = torch.arange(self.block).view(1, 1, -1)
         return ((outer * size + units) * self.block + inner).flatten() + self.offset
 
+    def unit_slices(self, tensor: torch.Tensor, size: int) -> torch.Tensor:
+        """(units, elements): every element of ``tensor`` this member assigns to each unit, as rows."""
+        values = tensor.detach().index_select(self.dim, self.indices(torch.arange(size), size).to(tensor.device))
+        return values.movedim(self.dim, 0).reshape(self.outer, size, self.block, -1).transpose(0, 1).reshape(size, -1)
+
     def end(self, size: int) -> int:
         """One past the last index this member touches along ``dim``."""
         return self.offset + self.outer * size * self.block

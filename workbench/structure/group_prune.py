@@ -40,13 +40,6 @@ LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
-def _unit_slices(tensor: torch.Tensor, member: Member, size: int) -> torch.Tensor:
-    """(units, elements) view of the slices ``member`` assigns to each unit."""
-    index = member.indices(torch.arange(size), size)
-    values = tensor.detach().movedim(member.dim, 0).index_select(0, index.to(tensor.device)).cpu()
-    return values.reshape(member.outer, size, member.block, -1).transpose(0, 1).reshape(size, -1)
-
-
 def _normalized(scores: torch.Tensor) -> torch.Tensor:
     mean = scores.mean()
     return scores / mean if mean > 0 else scores
@@ -128,7 +121,7 @@ class GroupPruner:
         for group in self.groups:
             per_member = []
             for m in members[group.id]:
-                unit = _unit_slices(elements[m.param], m, group.size).double().mean(1)
+                unit = m.unit_slices(elements[m.param], group.size).double().mean(1).cpu()
                 per_member.append(_normalized(unit.sqrt() if root else unit))
             scores.append(torch.stack(per_member).mean(0))
         return scores

@@ -27,7 +27,7 @@ from torch import nn
 from ..masks import qualified
 from ..models import MODELS, build_model, config_to_dict
 from ..patterns import attention_layouts
-from .shrink import _rebuild
+from .shrink import resize, set_head_count
 
 
 def _meta_path(path: Path) -> Path:
@@ -44,8 +44,7 @@ def save_shrunk(model: nn.Module, path, extra: dict | None = None) -> None:
     meta = {
         "model": name,
         "config": config_to_dict(config) if name else None,
-        "heads": {name: {"attribute": layout.heads_attr, "count": layout.num_heads, "widths": list(layout.widths)}
-                  for name, layout in attention_layouts(model).items()},
+        "heads": {name: layout.num_heads for name, layout in attention_layouts(model).items()},
         "parameters": sum(p.numel() for p in model.parameters()),
         **(extra or {}),
     }
@@ -71,25 +70,16 @@ def load_shrunk(path, template: nn.Module | None = None) -> nn.Module:
         if not meta.get("model"):
             raise ValueError(f"{path} holds a user's model: pass template=<a freshly built model of the original architecture>")
         template = build_model(meta["model"], meta["config"])
-    model = template
+    model, layouts = template, attention_layouts(template)
     for module_name, module in list(model.named_modules()):
         own = {leaf: state[key] for leaf in [*module._parameters, *module._buffers]
                if (key := qualified(module_name, leaf)) in state}  # includes biases a shrink added
-        if all(getattr(module, leaf) is not None and value.shape == getattr(module, leaf).shape for leaf, value in own.items()):
-            continue
-        new = _rebuild(module, own)
-        if new is module:  # not a standard layer (e.g. a positional embedding): resize its tensors
-            for leaf, value in own.items():
-                setattr(module, leaf, nn.Parameter(value) if leaf in module._parameters else value)
-        else:
-            parent, _, child = module_name.rpartition(".")
-            setattr(model.get_submodule(parent), child, new)
-    for module_name, heads in meta.get("heads", {}).items():
-        module = model.get_submodule(module_name)
-        head_dim = getattr(module, heads["widths"][0]) // getattr(module, heads["attribute"]) if heads["widths"] else None
-        setattr(module, heads["attribute"], heads["count"])
-        for attribute in heads["widths"]:
-            setattr(module, attribute, heads["count"] * head_dim)
+        if any(getattr(module, leaf) is None or value.shape != getattr(module, leaf).shape for leaf, value in own.items()):
+            resize(model, module_name, own)
+    for module_name, count in meta.get("heads", {}).items():
+        if module_name not in layouts:
+            raise ValueError(f"{path} has heads in {module_name!r}, which is no attention module of the template {type(model).__name__}")
+        set_head_count(model.get_submodule(module_name), layouts[module_name], count)
     try:
         model.load_state_dict(state)
     except RuntimeError as error:

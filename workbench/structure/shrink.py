@@ -70,17 +70,10 @@ def _param(model: nn.Module, name: str) -> torch.Tensor:
     return getattr(model.get_submodule(module_name), leaf)
 
 
-def _unit_view(tensor: torch.Tensor, member, size: int) -> torch.Tensor:
-    """(units, rest) view of a member tensor: all elements belonging to each unit."""
-    t = tensor.detach().index_select(member.dim, member.indices(torch.arange(size), size)).movedim(member.dim, 0)
-    t = t.reshape(member.outer, size, member.block, -1).transpose(0, 1)
-    return t.reshape(size, -1)
-
-
 def _zero_units(model, group: DependencyGroup, members) -> torch.Tensor:
     dead = torch.ones(group.size, dtype=torch.bool)
     for m in members:
-        dead &= _unit_view(_param(model, m.param), m, group.size).eq(0).all(dim=1)
+        dead &= m.unit_slices(_param(model, m.param), group.size).eq(0).all(dim=1).cpu()
     return dead
 
 
@@ -104,10 +97,14 @@ def _inputs_by_column(x: torch.Tensor, dim: int) -> torch.Tensor:
     return x.detach().movedim(dim, -1).reshape(-1, x.shape[dim])
 
 
-def _plan_group(model, group, removed, captured, notes, explicit):
-    """Check every removed unit contributes a constant at each consumer; return (removed, bias deltas)."""
-    deltas = {}
+def _check_constant(model, group, removed, captured, notes, explicit):
+    """Keep the removed units whose input to some consumer is not a constant a bias can replace.
+
+    Returns (removed, changes_outputs): the second is True when an explicit ``keep`` removed units whose
+    input varies, so the shrunk model computes something else (as asked).
+    """
     removed = removed.clone()
+    changes_outputs = False
     padded_kept: dict[str, list[int]] = {}
     for point in group.consumers:
         module = model.get_submodule(point.module)
@@ -115,9 +112,10 @@ def _plan_group(model, group, removed, captured, notes, explicit):
         inputs = captured.get(point.module)
         if not inputs:
             notes.append(f"{point.module} was never called on the example inputs; group {group.id} left whole")
-            return torch.zeros_like(removed), {}
+            return torch.zeros_like(removed), False
         columns = torch.cat([_inputs_by_column(x, point.dim) for x in inputs])
         weight = module.weight.detach()
+        padded = isinstance(module, (nn.Conv1d, nn.Conv2d)) and any(p != 0 for p in _padding(module))
         for unit in removed.nonzero().flatten().tolist():
             cols = member.indices(torch.tensor([unit]), group.size)
             if weight.index_select(1, cols).eq(0).all():
@@ -125,10 +123,10 @@ def _plan_group(model, group, removed, captured, notes, explicit):
             values = columns[:, cols].double()
             spread = (values.max(0).values - values.min(0).values).abs().max()
             scale = values.abs().max().clamp_min(1.0)
-            padded = isinstance(module, (nn.Conv1d, nn.Conv2d)) and any(p != 0 for p in _padding(module))
             if spread > TOLERANCE * scale:
                 if explicit:
                     notes.append(f"group {group.id} unit {unit}: input of {point.module} is not constant; removed as asked (outputs change)")
+                    changes_outputs = True
                     continue
                 notes.append(f"group {group.id} unit {unit}: input of {point.module} varies although its producers are zero; kept")
                 removed[unit] = False
@@ -138,20 +136,23 @@ def _plan_group(model, group, removed, captured, notes, explicit):
     for module_name, units in padded_kept.items():
         notes.append(f"group {group.id} ({_group_label(group)}): kept {len(units)} pruned unit(s) {units} whose nonzero constant output "
                      f"feeds zero-padded {module_name} (the border makes it position-dependent, no bias can replace it)")
+    return removed, changes_outputs
+
+
+def _bias_deltas(model, group, removed, captured) -> dict[str, torch.Tensor]:
+    """What each consumer's bias must add to stand in for the (constant) inputs of the removed units."""
+    deltas = {}
+    units = removed.nonzero().flatten()
     for point in group.consumers:
         module = model.get_submodule(point.module)
-        member = point.member(group)
-        units = removed.nonzero().flatten()
-        if not len(units):
-            continue
-        cols = member.indices(units, group.size)
+        cols = point.member(group).indices(units, group.size)
         columns = torch.cat([_inputs_by_column(x, point.dim) for x in captured[point.module]])
         const = columns[:, cols].double().mean(0)
         w = module.weight.detach().double().index_select(1, cols)
         delta = (w.flatten(2).sum(2) if w.dim() > 2 else w) @ const
         if delta.any():  # no bias is added where the removed units contribute nothing
             deltas[point.module] = deltas.get(point.module, 0) + delta
-    return removed, deltas
+    return deltas
 
 
 def _padding(module):
@@ -299,13 +300,12 @@ def _plan(base, graph, keep, keep_multiple, captured, masked_params, notes, skip
             removed = _candidates(base, group)
         if not removed.any():
             continue
-        before = len(notes)
-        removed, _ = _plan_group(base, group, removed, captured, notes, explicit)
-        plan["changes_outputs"] |= any("outputs change" in n for n in notes[before:])
+        removed, changes_outputs = _check_constant(base, group, removed, captured, notes, explicit)
+        plan["changes_outputs"] |= changes_outputs
         removed = _round_keep(removed, keep_multiple, group, notes) if not explicit or not (~removed).any() else removed
         if not removed.any():
             continue
-        removed, deltas = _plan_group(base, group, removed, captured, [], explicit)
+        deltas = _bias_deltas(base, group, removed, captured)
         plan["removed"][group.id] = removed
         for name, delta in deltas.items():
             plan["deltas"][name] = plan["deltas"].get(name, 0) + delta
@@ -336,10 +336,7 @@ def _build(base, graph, plan, report) -> nn.Module:
     old_shapes = {name: tuple(_param(small, name).shape) for name in slices}
     _apply(small, slices, plan["deltas"])
     for name, count in plan["heads"].items():
-        module, layout = small.get_submodule(name), layouts[name]
-        setattr(module, layout.heads_attr, count)
-        for attr in layout.widths:
-            setattr(module, attr, count * layout.head_dim)
+        set_head_count(small.get_submodule(name), layouts[name], count)
     for name, mod in small.named_modules():
         if name in before and _describe(mod) != before[name]:
             report.layers.append((name, before[name], _describe(mod)))
@@ -416,17 +413,31 @@ def _apply(model: nn.Module, slices, bias_deltas) -> None:
             full = full.to(module.weight.dtype)
             rows = leaves.get("bias") or ({0: leaves["weight"][0]} if 0 in leaves.get("weight", {}) else {})
             tensors["bias"] = _slice(full, rows)
-        new = _rebuild(module, tensors)
-        if new is module:
-            for leaf, value in tensors.items():
-                if leaf in module._parameters:
-                    module._parameters[leaf] = nn.Parameter(value, requires_grad=module._parameters[leaf].requires_grad)
-                else:
-                    module._buffers[leaf] = value
-            continue
+        resize(model, module_name, tensors)
+
+
+def resize(model: nn.Module, module_name: str, tensors: dict[str, torch.Tensor]) -> None:
+    """Give module ``module_name`` these parameters and buffers (by leaf name) of new sizes: a standard layer
+    is replaced by one of the new sizes, any other module gets the tensors in place."""
+    module = model.get_submodule(module_name)
+    new = _rebuild(module, tensors)
+    if new is not module:
         parent_name, _, child = module_name.rpartition(".")
-        parent = model.get_submodule(parent_name)
-        setattr(parent, child, new)
+        setattr(model.get_submodule(parent_name), child, new)
+        return
+    for leaf, value in tensors.items():
+        if leaf in module._parameters:
+            old = module._parameters[leaf]
+            module._parameters[leaf] = nn.Parameter(value, requires_grad=old.requires_grad if old is not None else True)
+        else:
+            module._buffers[leaf] = value
+
+
+def set_head_count(module: nn.Module, layout, count: int) -> None:
+    """Set an attention module's head count, and the width attributes that follow it, to ``count`` heads."""
+    setattr(module, layout.heads_attr, count)
+    for attr in layout.widths:
+        setattr(module, attr, count * layout.head_dim)
 
 
 def _rebuild(module: nn.Module, tensors: dict[str, torch.Tensor]) -> nn.Module:
