@@ -65,7 +65,7 @@ def layer_flops(model: nn.Module, inputs) -> tuple[int, dict[str, int]]:
     model.eval()
     try:
         with FlopCounterMode(display=False) as counter:
-            model(*_as_inputs(inputs))
+            model(*as_inputs(inputs))
     finally:
         model.train(was_training)
     counts = counter.get_flop_counts()  # keys: "Global", then "<model class>.<module name>"
@@ -171,7 +171,7 @@ def compare_latency(models: dict[str, nn.Module], example_inputs, *, device: str
         raise ValueError(f"rounds must be a positive int, got {rounds!r}")
     if not models:
         raise ValueError("compare_latency needs at least one model, e.g. {'dense': model}")
-    inputs = tuple(x.to(target) for x in _as_inputs(example_inputs))
+    inputs = tuple(x.to(target) for x in as_inputs(example_inputs))
     clock = timeit.default_timer if target.type == "cpu" else _synchronized_clock(target)
     times: dict[str, list[float]] = {name: [] for name in models}
     runs = dict.fromkeys(models, 0)
@@ -191,7 +191,8 @@ def compare_latency(models: dict[str, nn.Module], example_inputs, *, device: str
             for name, t in times.items()}
 
 
-def _as_inputs(example_inputs) -> tuple[torch.Tensor, ...]:
+def as_inputs(example_inputs) -> tuple[torch.Tensor, ...]:
+    """A model's positional inputs as a tuple: a tensor alone, or a non-empty tuple/list of tensors."""
     inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else example_inputs
     if not isinstance(inputs, (tuple, list)) or not inputs or not all(isinstance(x, torch.Tensor) for x in inputs):
         raise ValueError(f"example inputs must be a tensor or a non-empty tuple of tensors, got {type(example_inputs).__name__}")

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from ..masks import is_masked, undo
+from ..measure import as_inputs
 from ..patterns import attention_layouts
 
 LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -720,12 +721,6 @@ class _Tracer:
             for c in space.consumers:
                 c.block *= k
         return roots
-
-
-def as_inputs(example_inputs) -> tuple:
-    if isinstance(example_inputs, torch.Tensor):
-        return (example_inputs,)
-    return tuple(example_inputs)
 
 
 def export_model(model: nn.Module, example_inputs):

@@ -30,8 +30,9 @@ from torch import nn
 
 from ..criteria import get_criterion
 from ..masks import apply_masks, bake, undo
+from ..measure import as_inputs
 from ..pruner import SCOPES, PruneResult, check_sparsity, report_from_masks
-from .graph import DependencyGraph, DependencyGroup, Member, as_inputs, trace_groups
+from .graph import DependencyGraph, DependencyGroup, Member, trace_groups
 from .shrink import _group_label as _label, default_inputs
 
 GROUP_PATTERNS = {"neuron": "channel", "filter": "channel", "channel": "channel", "head": "head", None: None}

@@ -26,8 +26,9 @@ import torch
 from torch import nn
 
 from ..masks import get_masks, undo
+from ..measure import as_inputs
 from ..patterns import attention_layouts
-from .graph import DependencyGraph, DependencyGroup, as_inputs, trace_groups
+from .graph import DependencyGraph, DependencyGroup, trace_groups
 
 TOLERANCE = 1e-6  # relative spread under which a removed unit's input counts as constant
 CHECK = 1e-4  # relative error above which the shrunk model is rejected (its outputs must equal the masked model's)
