@@ -26,6 +26,7 @@ from torch.func import functional_call, grad, vmap
 
 from .data import batches
 from .masks import dense_parameter
+from .models import input_shape
 
 Scores = dict[str, torch.Tensor]
 
@@ -204,17 +205,13 @@ def synflow(model, names, data, **_) -> Scores:
 
 
 def _input_shape(model, data) -> tuple[int, ...]:
-    config = getattr(model, "config", None)
     if data is not None:
         inputs, _ = next(batches(data, batch_size=1))
         return tuple(inputs.shape[1:])
-    if config is not None and hasattr(config, "image_size"):
-        return (config.in_channels, config.image_size, config.image_size)
-    if config is not None and hasattr(config, "in_channels"):
-        return (config.in_channels, 8, 8)
-    if config is not None and hasattr(config, "in_features"):
-        return (config.in_features,)
-    raise ValueError("synflow needs the input shape: pass data=... (one batch is enough) for this model")
+    shape = input_shape(model)
+    if shape is None:
+        raise ValueError("synflow needs the input shape: pass data=... (one batch is enough) for this model")
+    return shape
 
 
 # ---- per-unit criteria: one score per output unit, broadcast over the unit's weights ----

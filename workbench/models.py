@@ -263,6 +263,22 @@ def config_from_dict(name: str, values: dict):
     return spec.config_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
+def input_shape(model: nn.Module) -> tuple[int, ...] | None:
+    """The shape of one input sample of a workbench model, from its config (None for other models).
+
+    Example:
+        >>> input_shape(build_model("cnn")), input_shape(build_model("mlp")), input_shape(nn.Linear(2, 2))
+        ((1, 8, 8), (64,), None)
+    """
+    config = getattr(model, "config", None)
+    if hasattr(config, "in_features"):
+        return (config.in_features,)
+    if hasattr(config, "in_channels"):
+        side = getattr(config, "image_size", 8)  # the CNN is size-agnostic; digits are 8×8
+        return (config.in_channels, side, side)
+    return None
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of scalar parameters of a model."""
     return sum(p.numel() for p in model.parameters())

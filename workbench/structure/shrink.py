@@ -27,6 +27,7 @@ from torch import nn
 
 from ..masks import get_masks, undo
 from ..measure import as_inputs
+from ..models import input_shape
 from ..patterns import attention_layouts
 from .graph import DependencyGraph, DependencyGroup, trace_groups
 
@@ -56,14 +57,11 @@ class ShrinkReport:
 
 
 def default_inputs(model: nn.Module, batch: int = 4) -> tuple:
-    """Random example inputs from a workbench model's config (MLP features or C×H×W images)."""
-    config = getattr(model, "config", None)
-    if config is not None and hasattr(config, "in_features"):
-        return (torch.randn(batch, config.in_features),)
-    if config is not None and hasattr(config, "in_channels"):
-        side = getattr(config, "image_size", 8)
-        return (torch.randn(batch, config.in_channels, side, side),)
-    raise ValueError(f"shrink needs example_inputs to trace {type(model).__name__} (e.g. one batch of inputs)")
+    """Random example inputs for a workbench model (from its config); other models need example_inputs."""
+    shape = input_shape(model)
+    if shape is None:
+        raise ValueError(f"shrink needs example_inputs to trace {type(model).__name__} (e.g. one batch of inputs)")
+    return (torch.randn(batch, *shape),)
 
 
 def _param(model: nn.Module, name: str) -> torch.Tensor:
