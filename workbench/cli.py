@@ -25,7 +25,7 @@ from .models import MODELS, build_model, count_parameters
 from .patterns import PATTERNS
 from .pruner import SCOPES, prune
 from .shrinking import shrink_with_report
-from .structure.saving import save_shrunk
+from .structure.saving import check_path, save_shrunk
 from .structure.shrink import default_inputs
 from .train import evaluate
 from .zoo import RECIPES, checkpoint_info, pretrained, train_checkpoint
@@ -127,8 +127,8 @@ def shrink_command(args) -> tuple[nn.Module, dict]:
         raise ValueError(f"--shrink removes whole units: use --pattern {' / '.join(SHRINK_PATTERNS)}, not {args.pattern!r}")
     if args.batch < 1:
         raise ValueError(f"--batch must be at least 1, got {args.batch}")
-    if args.out and Path(args.out).suffix == ".json":
-        raise ValueError(f"--out {args.out} would be overwritten by its .json twin; use e.g. {Path(args.out).with_suffix('.pt')}")
+    if args.out:
+        check_path(args.out)  # before the work, not after
     dense = pretrained(args.model)
     data = load_dataset(checkpoint_info(args.model)["dataset"])
     small, shrunk = shrink_with_report(dense, sparsity=args.sparsity, pattern=args.pattern, criterion=args.criterion,

@@ -34,11 +34,17 @@ def _meta_path(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
-def save_shrunk(model: nn.Module, path, extra: dict | None = None) -> None:
-    """Write ``model``'s state_dict to ``path`` and what rebuilds it to ``path`` with suffix .json."""
+def check_path(path) -> Path:
+    """``path`` as a Path, or a ValueError when its .json twin would overwrite it."""
     path = Path(path)
     if path.suffix == ".json":
         raise ValueError(f"{path} would be overwritten by its .json twin; use e.g. {path.with_suffix('.pt')}")
+    return path
+
+
+def save_shrunk(model: nn.Module, path, extra: dict | None = None) -> None:
+    """Write ``model``'s state_dict to ``path`` and what rebuilds it to ``path`` with suffix .json."""
+    path = check_path(path)
     config = getattr(model, "config", None)
     name = next((spec.name for spec in MODELS.values() if isinstance(config, spec.config_class) and isinstance(model, spec.build)), None)
     meta = {
