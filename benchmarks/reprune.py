@@ -39,7 +39,9 @@ def compare(name: str, model: nn.Module) -> tuple[str, int, float, float, float]
     torch_times = [
         time_once(
             f"torch_prune.global_unstructured(params, pruning_method=torch_prune.L1Unstructured, amount={s})",
-            "m = copy.deepcopy(base); params = layer_weights(m)", env)
+            "m = copy.deepcopy(base); params = layer_weights(m)",
+            env,
+        )
         for s in SPARSITIES
     ]
     ours = wb.Pruner(__import__("copy").deepcopy(model), "magnitude", "unstructured", "global")
@@ -52,14 +54,18 @@ def compare(name: str, model: nn.Module) -> tuple[str, int, float, float, float]
 
 def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; median over sparsities {SPARSITIES}\n")
-    print("| model | weights | torch global_unstructured (ms) | Pruner.apply (ms) | Pruner.masks (ms) | speedup apply | speedup masks |")
+    print(
+        "| model | weights | torch global_unstructured (ms) | Pruner.apply (ms) | Pruner.masks (ms) | speedup apply | speedup masks |"
+    )
     print("|---|---|---|---|---|---|---|")
     models = {name: wb.pretrained(name) for name in ("mlp", "cnn", "transformer")}
     models["mlp 10M"] = big_mlp()
     for name, model in models.items():
         _, weights, torch_s, apply_s, mask_s = compare(name, model)
-        print(f"| {name} | {weights:,} | {1000 * torch_s:.2f} | {1000 * apply_s:.2f} | {1000 * mask_s:.2f} "
-              f"| {torch_s / apply_s:.1f}× | {torch_s / mask_s:.1f}× |")
+        print(
+            f"| {name} | {weights:,} | {1000 * torch_s:.2f} | {1000 * apply_s:.2f} | {1000 * mask_s:.2f} "
+            f"| {torch_s / apply_s:.1f}× | {torch_s / mask_s:.1f}× |"
+        )
 
 
 if __name__ == "__main__":

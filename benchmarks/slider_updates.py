@@ -71,7 +71,12 @@ def main() -> None:
     explorers = {}
     for name in ("mlp", "cnn"):
         explorers[name] = Explorer(name)
-        print(row(f"explorer ({name}, magnitude, unstructured, local)", random_moves(explorers[name].slider, explorers[name].update_ms, args.moves, rng)))
+        print(
+            row(
+                f"explorer ({name}, magnitude, unstructured, local)",
+                random_moves(explorers[name].slider, explorers[name].update_ms, args.moves, rng),
+            )
+        )
     start = time.perf_counter()
     board = SensitivityBoard("cnn")
     board_s = time.perf_counter() - start
@@ -79,14 +84,20 @@ def main() -> None:
     start = time.perf_counter()
     lab = ShrinkLab("cnn", "l1", "filter", progress=False)
     lab_s = time.perf_counter() - start
-    print(row("shrink lab (cnn, l1, filter; precomputed grid)", random_moves(lab.slider, lab.update_ms, args.moves, rng)))
-    print(f"\nShrinkLab('cnn') start-up (10 shrunk models: shrink, accuracy, FLOPs, interleaved latency at batch 256): {lab_s:.1f} s")
+    print(
+        row("shrink lab (cnn, l1, filter; precomputed grid)", random_moves(lab.slider, lab.update_ms, args.moves, rng))
+    )
+    print(
+        f"\nShrinkLab('cnn') start-up (10 shrunk models: shrink, accuracy, FLOPs, interleaved latency at batch 256): {lab_s:.1f} s"
+    )
 
     data, cnn = wb.load_dataset("digits"), wb.pretrained("cnn")
     pruner = wb.Pruner(cnn)
     masks = pruner.masks(0.5)
     accuracy_ms = [1000 * timed(lambda: pruner.accuracy(masks, data.test)) for _ in range(20)]
-    print(f"\nof which `Pruner.accuracy` alone on the cnn (360 test images): median {statistics.median(accuracy_ms):.1f} ms\n")
+    print(
+        f"\nof which `Pruner.accuracy` alone on the cnn (360 test images): median {statistics.median(accuracy_ms):.1f} ms\n"
+    )
 
     print("| explorer dropdown change (scores a new choice) | ms |\n|---|---|")
     for choice, ms in explorer_builds(explorers["cnn"]):
@@ -94,8 +105,10 @@ def main() -> None:
 
     scans = [timed(lambda: sensitivity(cnn, data.test)) for _ in range(3)]
     layers = len(pruner.targets)
-    print(f"\ncnn sensitivity scan ({layers} layers × 10 sparsities + baseline = {10 * layers + 1} evaluations on 360 test images): "
-          f"median {statistics.median(scans):.2f} s of 3 runs; SensitivityBoard('cnn') start-up {board_s:.1f} s")
+    print(
+        f"\ncnn sensitivity scan ({layers} layers × 10 sparsities + baseline = {10 * layers + 1} evaluations on 360 test images): "
+        f"median {statistics.median(scans):.2f} s of 3 runs; SensitivityBoard('cnn') start-up {board_s:.1f} s"
+    )
 
 
 def timed(fn) -> float:

@@ -41,6 +41,7 @@ def trained_looking_norms(model: torch.nn.Module, spread: float = 0.5) -> torch.
             m.running_var.uniform_(0.5, 1.5)
     return model.eval()
 
+
 # Test-accuracy floors of the shipped checkpoints on load_dataset("digits").test.
 ACCURACY_FLOORS = {"mlp": 0.97, "cnn": 0.985, "transformer": 0.97}
 SHIPPED = ("mlp", "cnn", "transformer", "mlp2d")

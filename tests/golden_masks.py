@@ -19,8 +19,19 @@ from workbench.structure.group_prune import GroupPruner
 
 GOLDEN = Path(__file__).parent / "golden" / "masks.json"
 MODELS = ("mlp", "cnn", "transformer")
-CRITERIA = ("magnitude", "random", "taylor", "snip", "snip_momentum", "obd", "synflow", "apoz", "mean_activation",
-            "bn_scale", "fpgm")
+CRITERIA = (
+    "magnitude",
+    "random",
+    "taylor",
+    "snip",
+    "snip_momentum",
+    "obd",
+    "synflow",
+    "apoz",
+    "mean_activation",
+    "bn_scale",
+    "fpgm",
+)
 PATTERNS = ("unstructured", "2:4", "block1x4", "block4x4", "kernel", "neuron", "filter", "channel", "head")
 SCOPES = ("local", "global")
 SPARSITIES = (0.3, 0.7)

@@ -15,8 +15,8 @@ from conftest import ACCURACY_FLOORS, SHIPPED
 
 import workbench as wb
 from workbench.cli import build_parser, main, shrink_command
-from workbench.structure.saving import load_shrunk
 from workbench.models import count_parameters
+from workbench.structure.saving import load_shrunk
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def report() -> dict:
 
 def test_info_json_is_one_object(capsys):
     assert main(["info", "--json"]) == 0
-    out, err = capsys.readouterr()
+    out, _err = capsys.readouterr()
     lines = out.strip().splitlines()
     assert len(lines) == 1, "--json must print exactly one line"
     parsed = json.loads(lines[0])
@@ -76,7 +76,9 @@ def test_console_script():
     """The installed entry point runs ``workbench.cli:main`` and turns its result into the exit status."""
     script = Path(sys.executable).with_name("workbench")
     assert script.exists(), "the `workbench` console script is not installed in this environment"
-    result = subprocess.run([str(script), "train", "mlp2d", "--epochs", "0"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(script), "train", "mlp2d", "--epochs", "0"], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2, (result.stdout, result.stderr)  # main()'s 2 became the exit status
     assert "--epochs must be at least 1" in result.stderr and result.stdout == ""
 
@@ -150,7 +152,9 @@ def test_prune_shrink_json_reports_smaller_model(capsys, name, pattern):
     assert dense["params"] == count_parameters(wb.pretrained(name)) and shrunk["params"] == count_parameters(small)
     assert shrunk["params"] < dense["params"] and shrunk["flops"] < dense["flops"]
     assert report["ratios"]["params"] == pytest.approx(dense["params"] / shrunk["params"])
-    assert report["ratios"]["flops"] == pytest.approx(dense["flops"] / shrunk["flops"]) and report["ratios"]["flops"] > 1
+    assert (
+        report["ratios"]["flops"] == pytest.approx(dense["flops"] / shrunk["flops"]) and report["ratios"]["flops"] > 1
+    )
     for costs in (dense, shrunk):
         assert costs["latency"]["median_ms"] > 0 and costs["latency"]["runs"] >= 1
         assert costs["latency"]["batch"] == report["batch"] == 3 and costs["latency"]["device"] == "cpu"
@@ -171,7 +175,9 @@ def test_prune_shrink_text_lists_layers_and_ratios(capsys):
 @pytest.mark.parametrize("name,pattern", [("cnn", "filter"), ("transformer", "head")])
 def test_prune_shrink_out_round_trips(tmp_path, capsys, name, pattern):
     out = tmp_path / "small.pt"
-    args = build_parser().parse_args(["prune", name, "--pattern", pattern, "--sparsity", "0.5", "--shrink", "--out", str(out)])
+    args = build_parser().parse_args(
+        ["prune", name, "--pattern", pattern, "--sparsity", "0.5", "--shrink", "--out", str(out)]
+    )
     small, report = shrink_command(args)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["small.json", "small.pt"]
     loaded = load_shrunk(out)

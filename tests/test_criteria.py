@@ -5,15 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from conftest import assert_same_state, state_copy
+from torch import nn
 
 import workbench as wb
 from workbench.criteria import CRITERIA, get_criterion
 
 FAST = {"max_batches": 1, "max_samples": 32, "batch_size": 32}  # every criterion ignores options it does not take
-
 
 
 def weight_names(model: nn.Module, kinds=(nn.Linear, nn.Conv2d), exclude=()) -> list[str]:
@@ -31,7 +29,9 @@ CASES = [(c, m, ex) for c in CRITERIA for m, ex in model_for(c)]
 
 
 @pytest.mark.parametrize("criterion, model_name, exclude", CASES, ids=[f"{c}-{m}" for c, m, _ in CASES])
-def test_scores_shaped_like_weights_finite_deterministic_and_side_effect_free(shipped, digits, criterion, model_name, exclude):
+def test_scores_shaped_like_weights_finite_deterministic_and_side_effect_free(
+    shipped, digits, criterion, model_name, exclude
+):
     model = shipped(model_name)
     model.train()  # criteria must restore the mode they found
     names = weight_names(model, exclude=exclude)
@@ -51,8 +51,19 @@ def test_scores_shaped_like_weights_finite_deterministic_and_side_effect_free(sh
 
 
 def test_registry_lists_every_criterion_with_a_description():
-    assert {"magnitude", "random", "taylor", "snip", "snip_momentum", "obd", "synflow", "apoz", "mean_activation",
-            "bn_scale", "fpgm"} <= set(CRITERIA)
+    assert {
+        "magnitude",
+        "random",
+        "taylor",
+        "snip",
+        "snip_momentum",
+        "obd",
+        "synflow",
+        "apoz",
+        "mean_activation",
+        "bn_scale",
+        "fpgm",
+    } <= set(CRITERIA)
     for name, criterion in CRITERIA.items():
         assert criterion.name == name and criterion.description and isinstance(criterion.needs_data, bool)
     with pytest.raises(ValueError, match="unknown criterion"):
@@ -278,8 +289,14 @@ def test_apoz_is_share_of_positive_activations_by_hand(shipped, digits):
 def test_bn_scale_is_abs_gamma_of_following_batchnorm(shipped):
     model = shipped("cnn")
     result_pruner = wb.Pruner(model, "bn_scale", "filter")
-    pairs = {"stem.0": "stem.1", "block1.conv1": "block1.bn1", "block1.conv2": "block1.bn2", "down.0": "down.1",
-             "block2.conv1": "block2.bn1", "block2.conv2": "block2.bn2"}
+    pairs = {
+        "stem.0": "stem.1",
+        "block1.conv1": "block1.bn1",
+        "block1.conv2": "block1.bn2",
+        "down.0": "down.1",
+        "block2.conv1": "block2.bn1",
+        "block2.conv2": "block2.bn2",
+    }
     assert set(result_pruner.scores) == {f"{c}.weight" for c in pairs}
     for conv, bn in pairs.items():
         gamma = model.get_submodule(bn).weight.detach().abs()
@@ -313,9 +330,16 @@ def test_fpgm_is_sum_of_pairwise_distances(shipped, model_name):
         torch.testing.assert_close(s[:, 0].double(), expected, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize(("criterion", "options"), [
-    ("taylor", {}), ("snip", {}), ("snip_momentum", {}), ("synflow", {}), ("obd", {"hessian": "hutchinson"}),
-])
+@pytest.mark.parametrize(
+    ("criterion", "options"),
+    [
+        ("taylor", {}),
+        ("snip", {}),
+        ("snip_momentum", {}),
+        ("synflow", {}),
+        ("obd", {"hessian": "hutchinson"}),
+    ],
+)
 def test_gradient_criteria_score_frozen_layers_like_trainable_ones(shipped, digits, criterion, options):
     model = shipped("mlp")
     names = weight_names(model)
@@ -336,10 +360,13 @@ def test_obd_scores_frozen_layers_like_trainable_ones(shipped, digits):
         torch.testing.assert_close(scores[name], expected[name])
 
 
-@pytest.mark.parametrize("hessian", [
-    "fisher",
-    "hutchinson",
-])
+@pytest.mark.parametrize(
+    "hessian",
+    [
+        "fisher",
+        "hutchinson",
+    ],
+)
 def test_obd_max_samples_caps_the_samples_used(digits, hessian):
     model = _tiny_mlp()
     x, y = digits.train.tensors

@@ -24,9 +24,7 @@ synthetic = st.sampled_from(["moons", "spirals"])
 def rows(split: TensorDataset) -> Counter:
     """Multiset of (input bytes, label) rows of a split."""
     inputs, labels = split.tensors
-    return Counter(
-        (x.numpy().tobytes(), int(y)) for x, y in zip(inputs.reshape(len(inputs), -1), labels)
-    )
+    return Counter((x.numpy().tobytes(), int(y)) for x, y in zip(inputs.reshape(len(inputs), -1), labels))
 
 
 def raw_digit_rows(data: wb.DatasetSplits, split: TensorDataset) -> Counter:
@@ -204,7 +202,10 @@ def test_synthetic_metadata():
 
 def test_noise_changes_points():
     quiet = wb.load_dataset("moons", noise=0.0, n_samples=200)
-    x, y = torch.cat([quiet.train.tensors[0], quiet.test.tensors[0]]), torch.cat([quiet.train.tensors[1], quiet.test.tensors[1]])
+    x, y = (
+        torch.cat([quiet.train.tensors[0], quiet.test.tensors[0]]),
+        torch.cat([quiet.train.tensors[1], quiet.test.tensors[1]]),
+    )
     # noise 0: exact half circles of radius 1 centred at (0, 0) and (1, 0.5)
     centres = torch.tensor([[0.0, 0.0], [1.0, 0.5]])
     assert torch.allclose((x - centres[y]).norm(dim=1), torch.ones(len(x)), atol=1e-5)

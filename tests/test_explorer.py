@@ -51,7 +51,12 @@ def check_consistent(app: Explorer, sparsity: float) -> None:
 
 
 def test_initial_state(app):
-    assert (app.model.value, app.criterion.value, app.pattern.value, app.scope.value) == ("mlp", "magnitude", "unstructured", "local")
+    assert (app.model.value, app.criterion.value, app.pattern.value, app.scope.value) == (
+        "mlp",
+        "magnitude",
+        "unstructured",
+        "local",
+    )
     assert (app.slider.min, app.slider.max, app.slider.value, app.slider.disabled) == (0.0, 0.99, 0.0, False)
     check_consistent(app, 0.0)
     assert app.state["accuracy"] == app.setup.baseline
@@ -79,9 +84,14 @@ def test_histogram_threshold_splits_magnitudes(app):
     np.testing.assert_array_equal(app.view.kept_stairs.get_data().values, np.histogram(weights[kept].numpy(), edges)[0])
 
 
-@pytest.mark.parametrize(("widget", "value", "match"), [
-    ("pattern", "kernel", "Conv"), ("pattern", "head", "attention"), ("criterion", "bn_scale", "BatchNorm"),
-])
+@pytest.mark.parametrize(
+    ("widget", "value", "match"),
+    [
+        ("pattern", "kernel", "Conv"),
+        ("pattern", "head", "attention"),
+        ("criterion", "bn_scale", "BatchNorm"),
+    ],
+)
 def test_choices_that_do_not_apply_change_nothing(app, widget, value, match):
     app.slider.value = 0.4
     state, picture, view, setup = dict(app.state), png(app), app.view, app.setup
@@ -155,8 +165,9 @@ def test_model_switch_and_unreachable_global_sparsity(app):
     assert app.state["model"] == "transformer" and app.state["pattern"] == "head"
     app.slider.value = 0.5
     check_consistent(app, 0.5)
-    assert set(app.state["layer_sparsity"]) == {f"blocks.{b}.attn.{p}.weight" for b in (0, 1) for p in "qkvo" if p != "o"} | {
-        f"blocks.{b}.attn.out.weight" for b in (0, 1)}
+    assert set(app.state["layer_sparsity"]) == {
+        f"blocks.{b}.attn.{p}.weight" for b in (0, 1) for p in "qkvo" if p != "o"
+    } | {f"blocks.{b}.attn.out.weight" for b in (0, 1)}
     app.scope.value = "global"
     check_consistent(app, 0.5)
     state, picture = dict(app.state), png(app)

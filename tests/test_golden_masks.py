@@ -9,5 +9,9 @@ from golden_masks import GOLDEN, compute
 def test_masks_match_the_recorded_fingerprints():
     recorded = json.loads(GOLDEN.read_text())
     now = compute()
-    changed = {key: (recorded.get(key), now.get(key)) for key in recorded.keys() | now.keys() if recorded.get(key) != now.get(key)}
+    changed = {
+        key: (recorded.get(key), now.get(key))
+        for key in recorded.keys() | now.keys()
+        if recorded.get(key) != now.get(key)
+    }
     assert not changed, f"{len(changed)} fingerprints changed, e.g. {sorted(changed.items())[:5]}"

@@ -66,11 +66,7 @@ def test_parameter_count_falls_by_exactly_the_removed_slices(models):
     kept = {gid: widths[gid] - len(units) for gid, units in report.removed.items()}
     assert kept == {0: 16, 1: 16, 2: 32, 3: 32}
     expected = (  # residual stream 32→16 (stem, block1), 64→32 (down, block2), inner widths halved
-        16 * 9 + 2 * 16
-        + 2 * (16 * 16 * 9 + 2 * 16)
-        + 32 * 16 * 9 + 2 * 32
-        + 2 * (32 * 32 * 9 + 2 * 32)
-        + 10 * 32 + 10
+        16 * 9 + 2 * 16 + 2 * (16 * 16 * 9 + 2 * 16) + 32 * 16 * 9 + 2 * 32 + 2 * (32 * 32 * 9 + 2 * 32) + 10 * 32 + 10
     )
     assert wb.count_parameters(small) == report.params_after == expected
 
@@ -92,7 +88,9 @@ def test_l1_groups_of_a_single_layer_match_torch_ln_structured(models):
     reference = copy.deepcopy(model)
     torch_prune.ln_structured(reference.fc1, "weight", amount=0.4, n=1, dim=0)
     torch_gone = (~reference.fc1.weight_mask.bool().all(dim=1)).nonzero().flatten()
-    fc1_group = next(g for g in pruner.groups if any(m.param == "fc1.weight" and m.role == "producer" for m in g.members))
+    fc1_group = next(
+        g for g in pruner.groups if any(m.param == "fc1.weight" and m.role == "producer" for m in g.members)
+    )
     assert torch.equal(removed[fc1_group.id], torch_gone)
 
 
@@ -100,7 +98,9 @@ def test_bn_scale_removes_the_smallest_gammas(models):
     model = models["cnn"]
     pruner = GroupPruner(model, "bn_scale", pattern="filter")
     removed, _ = pruner.plan(0.25)
-    group = next(g for g in pruner.groups if any(m.param == "block1.conv1.weight" and m.role == "producer" for m in g.members))
+    group = next(
+        g for g in pruner.groups if any(m.param == "block1.conv1.weight" and m.role == "producer" for m in g.members)
+    )
     gamma = model.block1.bn1.weight.detach().abs()
     assert torch.equal(removed[group.id], gamma.argsort(stable=True)[:8].sort().values)
 
@@ -182,18 +182,21 @@ def test_user_model_needs_and_uses_example_inputs():
     assert small[0].out_features == 6 and small[2].in_features == 6
 
 
-@pytest.mark.parametrize("call,message", [
-    (lambda m: wb.shrink(m, sparsity=0.5, pattern="unstructured"), "does not remove whole units"),
-    (lambda m: wb.shrink(m, sparsity=0.5, scope="layer"), "unknown scope"),
-    (lambda m: wb.shrink(m, sparsity=1.0), r"\[0, 1\)"),
-    (lambda m: wb.shrink(m, sparsity=0.5, keep_multiple=0), "keep_multiple"),
-    (lambda m: wb.shrink(m, sparsity=0.5, criterion="apoz"), "scores with data"),
-    (lambda m: wb.shrink(m, sparsity=0.5, criterion="nope"), "unknown criterion"),
-    (lambda m: wb.shrink(m, pattern="neuron"), "with sparsity="),
-    (lambda m: wb.shrink(m, masks={"fc1.weight": torch.ones(300, 64, dtype=torch.bool)}, sparsity=0.5), "not both"),
-    (lambda m: wb.prune(m, 0.5, pattern="neuron", coupled=True, iterations=2), "do not apply"),
-    (lambda m: wb.prune(m, 0.5, pattern="neuron", example_inputs=torch.randn(2, 64)), "coupled=True"),
-])
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda m: wb.shrink(m, sparsity=0.5, pattern="unstructured"), "does not remove whole units"),
+        (lambda m: wb.shrink(m, sparsity=0.5, scope="layer"), "unknown scope"),
+        (lambda m: wb.shrink(m, sparsity=1.0), r"\[0, 1\)"),
+        (lambda m: wb.shrink(m, sparsity=0.5, keep_multiple=0), "keep_multiple"),
+        (lambda m: wb.shrink(m, sparsity=0.5, criterion="apoz"), "scores with data"),
+        (lambda m: wb.shrink(m, sparsity=0.5, criterion="nope"), "unknown criterion"),
+        (lambda m: wb.shrink(m, pattern="neuron"), "with sparsity="),
+        (lambda m: wb.shrink(m, masks={"fc1.weight": torch.ones(300, 64, dtype=torch.bool)}, sparsity=0.5), "not both"),
+        (lambda m: wb.prune(m, 0.5, pattern="neuron", coupled=True, iterations=2), "do not apply"),
+        (lambda m: wb.prune(m, 0.5, pattern="neuron", example_inputs=torch.randn(2, 64)), "coupled=True"),
+    ],
+)
 def test_bad_input_is_a_clear_error_and_changes_nothing(models, call, message):
     model = copy.deepcopy(models["mlp"])
     before = _state(model)
@@ -205,8 +208,16 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(models, call, message):
 
 def test_a_users_shrunk_model_reloads_into_its_template(tmp_path):
     torch.manual_seed(0)
-    build = lambda: torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),  # noqa: E731
-                                        torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(8 * 16, 4))
+    def build():
+        return torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3, padding=1),
+            torch.nn.BatchNorm2d(8),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(8, 8, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Flatten(),
+            torch.nn.Linear(8 * 16, 4),
+        )
     x = torch.randn(2, 3, 4, 4)
     small = wb.shrink(build().eval(), x, sparsity=0.5)
     wb.save_shrunk(small, tmp_path / "small.pt")

@@ -7,16 +7,14 @@ import io
 
 import pytest
 import torch
+from conftest import assert_same_state, state_copy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 from torch.nn.utils import parametrize
 
-from conftest import assert_same_state, state_copy
-
 import workbench as wb
 from workbench.masks import WeightMask, apply_masks, bake, dense_parameter, get_masks, is_masked, plain_state_dict, undo
-
 
 
 def random_masks(model: nn.Module, seed: int, density: float = 0.5, names=None) -> dict[str, torch.Tensor]:
@@ -66,7 +64,11 @@ def test_all_ones_mask_changes_no_output(shipped, digits, name):
     x = digits.test.tensors[0][:50]
     with torch.no_grad():
         reference = model(x)
-    ones = {n: torch.ones_like(p, dtype=torch.bool) for n, p in model.named_parameters() if n.endswith("weight") and p.dim() > 1}
+    ones = {
+        n: torch.ones_like(p, dtype=torch.bool)
+        for n, p in model.named_parameters()
+        if n.endswith("weight") and p.dim() > 1
+    }
     apply_masks(model, ones)
     assert is_masked(model)
     with torch.no_grad():
@@ -272,7 +274,9 @@ def _bad_mask_cases(model):
     }
 
 
-@pytest.mark.parametrize("case", ["shape", "transposed", "dtype_float", "dtype_uint8", "no_module", "no_parameter", "dotted_too_deep"])
+@pytest.mark.parametrize(
+    "case", ["shape", "transposed", "dtype_float", "dtype_uint8", "no_module", "no_parameter", "dotted_too_deep"]
+)
 @pytest.mark.parametrize("premasked", [False, True])
 def test_bad_mask_raises_and_applies_nothing(case, premasked):
     model = tiny_mlp()
@@ -294,7 +298,9 @@ def test_module_name_instead_of_parameter_name_is_a_value_error(shipped, name, s
     model = shipped("mlp")
     before = state_copy(model)
     with pytest.raises(ValueError, match="parameter"):
-        apply_masks(model, {"fc1.weight": torch.ones(300, 64, dtype=torch.bool), name: torch.ones(shape, dtype=torch.bool)})
+        apply_masks(
+            model, {"fc1.weight": torch.ones(300, 64, dtype=torch.bool), name: torch.ones(shape, dtype=torch.bool)}
+        )
     assert_same_state(state_copy(model), before)
     assert not is_masked(model)
 

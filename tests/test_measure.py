@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from torch import nn
@@ -85,8 +87,15 @@ def test_inputs_that_are_not_tensors_are_a_value_error(inputs):
         latency(small_net(), inputs, device="cpu", min_run_time=QUICK)
 
 
-@pytest.mark.parametrize("options,match", [({"threads": 0}, "threads"), ({"threads": 1.5}, "threads"),
-                                           ({"min_run_time": 0}, "min_run_time"), ({"rounds": 0}, "rounds")])
+@pytest.mark.parametrize(
+    "options,match",
+    [
+        ({"threads": 0}, "threads"),
+        ({"threads": 1.5}, "threads"),
+        ({"min_run_time": 0}, "min_run_time"),
+        ({"rounds": 0}, "rounds"),
+    ],
+)
 def test_bad_timing_options_are_value_errors(options, match):
     with pytest.raises(ValueError, match=match):
         compare_latency({"net": small_net()}, torch.randn(2, 6), device="cpu", **options)
@@ -101,7 +110,7 @@ def test_compare_latency_times_every_model_interleaved():
     assert list(results) == list(models)
     for result in results.values():
         assert result.median_ms > 0 and result.runs >= 3 and (result.threads, result.batch) == (1, 3)
-    switches = sum(a != b for a, b in zip(order, order[1:]))
+    switches = sum(a != b for a, b in itertools.pairwise(order))
     assert switches >= 3 * len(models) - 1  # every round visits every model (warm-up adds more)
     with pytest.raises(ValueError, match="at least one model"):
         compare_latency({}, torch.randn(3, 6), device="cpu")
@@ -115,8 +124,12 @@ def test_compare_latency_inputs_error_names_the_model():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_latency_on_cuda_restores_devices():
     on_cpu, on_gpu = small_net(), small_net().cuda()
-    results = compare_latency({"cpu": on_cpu, "gpu": on_gpu}, torch.randn(4, 6), device="cuda", threads=1, min_run_time=QUICK)
-    assert all(r.device == f"cuda:{torch.cuda.current_device()}" and r.median_ms > 0 and r.runs >= 1 for r in results.values())
+    results = compare_latency(
+        {"cpu": on_cpu, "gpu": on_gpu}, torch.randn(4, 6), device="cuda", threads=1, min_run_time=QUICK
+    )
+    assert all(
+        r.device == f"cuda:{torch.cuda.current_device()}" and r.median_ms > 0 and r.runs >= 1 for r in results.values()
+    )
     assert all(p.device.type == "cpu" for p in on_cpu.parameters())
     assert all(p.device.type == "cuda" for p in on_gpu.parameters())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 
@@ -16,8 +17,8 @@ from workbench.models import (
     CNNConfig,
     MLP2dConfig,
     MLPConfig,
-    TransformerConfig,
     TinyViT,
+    TransformerConfig,
     build_model,
     config_from_dict,
     config_to_dict,
@@ -46,7 +47,7 @@ def linear(fan_in: int, fan_out: int) -> int:
 
 def mlp_params(c: MLPConfig | MLP2dConfig) -> int:
     sizes = (c.in_features, *c.hidden, c.num_classes)
-    return sum(linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+    return sum(linear(a, b) for a, b in itertools.pairwise(sizes))
 
 
 def cnn_params(c: CNNConfig) -> int:
@@ -54,8 +55,12 @@ def cnn_params(c: CNNConfig) -> int:
     bn = lambda ch: 2 * ch  # noqa: E731  (weight, bias; running stats are buffers)
     block = lambda ch: 2 * (conv(ch, ch) + bn(ch))  # noqa: E731
     return (
-        conv(c.in_channels, c.width) + bn(c.width) + block(c.width)
-        + conv(c.width, c.width2) + bn(c.width2) + block(c.width2)
+        conv(c.in_channels, c.width)
+        + bn(c.width)
+        + block(c.width)
+        + conv(c.width, c.width2)
+        + bn(c.width2)
+        + block(c.width2)
         + linear(c.width2, c.num_classes)
     )
 
@@ -63,8 +68,20 @@ def cnn_params(c: CNNConfig) -> int:
 def vit_params(c: TransformerConfig) -> int:
     tokens = (c.image_size // c.patch_size) ** 2
     inner = c.num_heads * c.head_dim
-    block = 2 * 2 * c.dim + 3 * linear(c.dim, inner) + linear(inner, c.dim) + linear(c.dim, c.mlp_hidden) + linear(c.mlp_hidden, c.dim)
-    return linear(c.in_channels * c.patch_size**2, c.dim) + tokens * c.dim + c.depth * block + 2 * c.dim + linear(c.dim, c.num_classes)
+    block = (
+        2 * 2 * c.dim
+        + 3 * linear(c.dim, inner)
+        + linear(inner, c.dim)
+        + linear(c.dim, c.mlp_hidden)
+        + linear(c.mlp_hidden, c.dim)
+    )
+    return (
+        linear(c.in_channels * c.patch_size**2, c.dim)
+        + tokens * c.dim
+        + c.depth * block
+        + 2 * c.dim
+        + linear(c.dim, c.num_classes)
+    )
 
 
 FORMULAS = {"mlp": mlp_params, "cnn": cnn_params, "transformer": vit_params, "mlp2d": mlp_params}
@@ -98,7 +115,7 @@ def test_forward_shape_and_no_batch_mixing(name, batch, data):
 @pytest.mark.parametrize("name", list(INPUT_SHAPES))
 def test_forward_on_real_batch(name):
     data = wb.load_dataset(wb.MODELS[name].dataset)
-    x, y = data.test.tensors
+    x, _y = data.test.tensors
     model = default_model(name)
     with torch.no_grad():
         assert model(x[:17]).shape == (17, data.num_classes)
@@ -135,15 +152,13 @@ def test_mlp_overrides_and_param_count(hidden, classes):
     assert model.config == MLPConfig(hidden=hidden, num_classes=classes)
     assert model.depth == len(hidden) + 1
     sizes = (64, *hidden, classes)
-    for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+    for index, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes), start=1):
         assert tuple(getattr(model, f"fc{index}").weight.shape) == (fan_out, fan_in)
     assert count_parameters(model) == mlp_params(model.config) == sum(p.numel() for p in model.parameters())
     assert model(torch.zeros(3, 1, 8, 8)).shape == (3, classes)
 
 
-@given(
-    width=st.integers(1, 12), width2=st.integers(1, 12), classes=st.integers(2, 12), channels=st.integers(1, 3)
-)
+@given(width=st.integers(1, 12), width2=st.integers(1, 12), classes=st.integers(2, 12), channels=st.integers(1, 3))
 def test_cnn_overrides_and_param_count(width, width2, classes, channels):
     model = build_model("cnn", width=width, width2=width2, num_classes=classes, in_channels=channels)
     assert model.stem[0].out_channels == width and model.down[0].out_channels == width2
@@ -233,7 +248,18 @@ def manual_patches(images: torch.Tensor, p: int) -> torch.Tensor:
 )
 def test_patchify_matches_manual_slicing(patch, grid, channels, batch):
     size = patch * grid
-    model = TinyViT(TransformerConfig(image_size=size, patch_size=patch, in_channels=channels, dim=8, depth=1, num_heads=1, head_dim=4, mlp_hidden=8))
+    model = TinyViT(
+        TransformerConfig(
+            image_size=size,
+            patch_size=patch,
+            in_channels=channels,
+            dim=8,
+            depth=1,
+            num_heads=1,
+            head_dim=4,
+            mlp_hidden=8,
+        )
+    )
     images = torch.arange(batch * channels * size * size, dtype=torch.float32).reshape(batch, channels, size, size)
     patches = model.patchify(images)
     assert patches.shape == (batch, grid * grid, channels * patch * patch)
@@ -264,7 +290,9 @@ def test_heads_and_head_dim_respected(heads, head_dim, dim, seed):
         assert attn.out.in_features == heads * head_dim and attn.out.out_features == dim
     x = torch.randn(2, 16, dim)
     with torch.no_grad():
-        torch.testing.assert_close(model.blocks[0].attn(x), manual_attention(model.blocks[0].attn, x), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            model.blocks[0].attn(x), manual_attention(model.blocks[0].attn, x), rtol=1e-4, atol=1e-5
+        )
         assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
     assert count_parameters(model) == vit_params(model.config)
 
@@ -276,7 +304,9 @@ def test_vit_patch_size_must_divide_image_size(image, patch):
             build_model("transformer", image_size=image, patch_size=patch)
         assert str(patch) in str(info.value) and str(image) in str(info.value)
     else:
-        model = build_model("transformer", image_size=image, patch_size=patch, dim=8, mlp_hidden=8, num_heads=1, head_dim=4).eval()
+        model = build_model(
+            "transformer", image_size=image, patch_size=patch, dim=8, mlp_hidden=8, num_heads=1, head_dim=4
+        ).eval()
         with torch.no_grad():
             assert model(torch.randn(2, 1, image, image)).shape == (2, 10)
 

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import assert_same_state, state_copy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from conftest import assert_same_state, state_copy
-
 import workbench as wb
 from workbench.patterns import Pattern, build_targets, parse_pattern
-
-
 
 # ---- structure checkers (implementation independent) ----
 
@@ -30,8 +27,10 @@ def _as_2d(mask: torch.Tensor) -> torch.Tensor:
 def check_nm(mask: torch.Tensor, n: int, m: int, scores: torch.Tensor | None = None) -> None:
     """Every M consecutive inputs at the same (output, kernel position) keep exactly N (the N best, given scores)."""
     out, inputs = mask.shape[:2]
+
     def grouped(t):  # (out, in, *k) → (out, *k, in/m, m)
         return t.movedim(1, -1).reshape(out, *t.shape[2:], inputs // m, m)
+
     kept = grouped(mask)
     assert bool((kept.sum(-1) == n).all()), "an N:M group does not keep exactly N"
     if scores is not None:
@@ -104,22 +103,25 @@ def check_structure(pattern: str, masks: dict[str, torch.Tensor], model: nn.Modu
 # ---- parse_pattern ----
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("unstructured", Pattern("unstructured")),
-    ("kernel", Pattern("kernel")),
-    ("neuron", Pattern("output")),
-    ("filter", Pattern("output")),
-    ("channel", Pattern("input")),
-    ("head", Pattern("head")),
-    ("2:4", Pattern("nm", n=2, m=4)),
-    ("1:4", Pattern("nm", n=1, m=4)),
-    ("4:8", Pattern("nm", n=4, m=8)),
-    ("block1x4", Pattern("block", block=(1, 4))),
-    ("block4x4", Pattern("block", block=(4, 4))),
-    ("block2x1", Pattern("block", block=(2, 1))),
-    ("  Block4X2 ", Pattern("block", block=(4, 2))),
-    ("NEURON", Pattern("output")),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("unstructured", Pattern("unstructured")),
+        ("kernel", Pattern("kernel")),
+        ("neuron", Pattern("output")),
+        ("filter", Pattern("output")),
+        ("channel", Pattern("input")),
+        ("head", Pattern("head")),
+        ("2:4", Pattern("nm", n=2, m=4)),
+        ("1:4", Pattern("nm", n=1, m=4)),
+        ("4:8", Pattern("nm", n=4, m=8)),
+        ("block1x4", Pattern("block", block=(1, 4))),
+        ("block4x4", Pattern("block", block=(4, 4))),
+        ("block2x1", Pattern("block", block=(2, 1))),
+        ("  Block4X2 ", Pattern("block", block=(4, 2))),
+        ("NEURON", Pattern("output")),
+    ],
+)
 def test_parse_pattern_names(text, expected):
     assert parse_pattern(text) == expected
     assert parse_pattern(expected) is expected
@@ -129,11 +131,37 @@ def test_pattern_properties():
     assert parse_pattern("2:4").fixed_sparsity == 0.5
     assert parse_pattern("1:4").fixed_sparsity == 0.75
     assert parse_pattern("unstructured").fixed_sparsity is None
-    assert {k for k in ("unstructured", "2:4", "block4x4", "kernel", "neuron", "channel", "head") if parse_pattern(k).structured} == {"neuron", "channel", "head"}
+    assert {
+        k
+        for k in ("unstructured", "2:4", "block4x4", "kernel", "neuron", "channel", "head")
+        if parse_pattern(k).structured
+    } == {"neuron", "channel", "head"}
 
 
-@pytest.mark.parametrize("text", ["", "foo", "neurons", "4:4", "5:4", "0:4", "2:0", "-1:4", "2:4:8", "2/4",
-                                  "block1x1", "block0x4", "block4x0", "block4", "block", "blockaxb", "4x4", None, 3])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "foo",
+        "neurons",
+        "4:4",
+        "5:4",
+        "0:4",
+        "2:0",
+        "-1:4",
+        "2:4:8",
+        "2/4",
+        "block1x1",
+        "block0x4",
+        "block4x0",
+        "block4",
+        "block",
+        "blockaxb",
+        "4x4",
+        None,
+        3,
+    ],
+)
 def test_parse_pattern_rejects_bad_names(text):
     with pytest.raises(ValueError, match=r"pattern"):
         parse_pattern(text)
@@ -260,21 +288,26 @@ def test_output_patterns_leave_last_layer_dense(shipped, model_name, last, patte
 # ---- masks from the Pruner have the promised structure ----
 
 
-@pytest.mark.parametrize("model_name, pattern, exclude", [
-    ("mlp", "2:4", ()),
-    ("mlp", "1:4", ()),
-    ("mlp", "4:8", ("fc2", "fc3")),  # 300 and 100 inputs
-    ("cnn", "2:4", ("stem.0",)),
-    ("cnn", "1:4", ("stem.0",)),
-    ("cnn", "4:8", ("stem.0",)),
-    ("transformer", "2:4", ()),
-])
+@pytest.mark.parametrize(
+    "model_name, pattern, exclude",
+    [
+        ("mlp", "2:4", ()),
+        ("mlp", "1:4", ()),
+        ("mlp", "4:8", ("fc2", "fc3")),  # 300 and 100 inputs
+        ("cnn", "2:4", ("stem.0",)),
+        ("cnn", "1:4", ("stem.0",)),
+        ("cnn", "4:8", ("stem.0",)),
+        ("transformer", "2:4", ()),
+    ],
+)
 def test_nm_masks_keep_exactly_n_of_every_m(shipped, model_name, pattern, exclude):
     model = shipped(model_name)
     pruner = wb.Pruner(model, "magnitude", pattern, exclude=exclude)
     masks = pruner.masks()
     p = parse_pattern(pattern)
-    expected = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d)) and n not in exclude}
+    expected = {
+        f"{n}.weight" for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d)) and n not in exclude
+    }
     assert set(masks) == expected
     for name, mask in masks.items():
         weight = model.get_parameter(name)
@@ -283,13 +316,16 @@ def test_nm_masks_keep_exactly_n_of_every_m(shipped, model_name, pattern, exclud
         assert int((~mask).sum()) == weight.numel() * (p.m - p.n) // p.m
 
 
-@pytest.mark.parametrize("model_name, pattern, exclude", [
-    ("mlp", "block1x4", ()),
-    ("mlp", "block4x4", ("fc3",)),
-    ("cnn", "block4x4", ("stem.0", "fc")),
-    ("cnn", "block2x2", ("stem.0",)),
-    ("transformer", "block2x8", ("patch_embed",)),
-])
+@pytest.mark.parametrize(
+    "model_name, pattern, exclude",
+    [
+        ("mlp", "block1x4", ()),
+        ("mlp", "block4x4", ("fc3",)),
+        ("cnn", "block4x4", ("stem.0", "fc")),
+        ("cnn", "block2x2", ("stem.0",)),
+        ("transformer", "block2x8", ("patch_embed",)),
+    ],
+)
 @pytest.mark.parametrize("scope", ["local", "global"])
 def test_block_masks_are_whole_tiles(shipped, model_name, pattern, exclude, scope):
     model = shipped(model_name)
@@ -359,19 +395,22 @@ def test_head_pattern_follows_num_heads_and_head_dim():
 # ---- inapplicable patterns: ValueError, model unchanged ----
 
 
-@pytest.mark.parametrize("model_name, pattern, exclude, message", [
-    ("mlp", "kernel", (), "Conv"),
-    ("transformer", "kernel", (), "Conv"),
-    ("mlp", "head", (), "attention"),
-    ("cnn", "head", (), "attention"),
-    ("cnn", "2:4", (), "stem.0"),  # 1 input channel
-    ("mlp", "4:8", ("fc2",), "fc3"),  # 100 inputs
-    ("mlp", "block4x4", (), "fc3"),  # 10 outputs
-    ("cnn", "block1x4", (), "stem.0"),  # 1·3·3 = 9 columns
-    ("mlp", "unstructured", ("fc*",), "nothing to prune"),
-    ("mlp", "neuron", ("fc1", "fc2"), "nothing to prune"),  # fc3 is the output layer
-    ("transformer", "head", ("blocks.*",), "attention"),
-])
+@pytest.mark.parametrize(
+    "model_name, pattern, exclude, message",
+    [
+        ("mlp", "kernel", (), "Conv"),
+        ("transformer", "kernel", (), "Conv"),
+        ("mlp", "head", (), "attention"),
+        ("cnn", "head", (), "attention"),
+        ("cnn", "2:4", (), "stem.0"),  # 1 input channel
+        ("mlp", "4:8", ("fc2",), "fc3"),  # 100 inputs
+        ("mlp", "block4x4", (), "fc3"),  # 10 outputs
+        ("cnn", "block1x4", (), "stem.0"),  # 1·3·3 = 9 columns
+        ("mlp", "unstructured", ("fc*",), "nothing to prune"),
+        ("mlp", "neuron", ("fc1", "fc2"), "nothing to prune"),  # fc3 is the output layer
+        ("transformer", "head", ("blocks.*",), "attention"),
+    ],
+)
 def test_inapplicable_pattern_raises_and_leaves_model_unchanged(shipped, model_name, pattern, exclude, message):
     model = shipped(model_name)
     before = state_copy(model)
@@ -389,10 +428,23 @@ def test_exclude_by_name_and_glob(shipped):
     all_names = [t.name for t in build_targets(cnn, "unstructured")]
     assert all_names == ["stem.0", "block1.conv1", "block1.conv2", "down.0", "block2.conv1", "block2.conv2", "fc"]
     assert [t.name for t in build_targets(cnn, "unstructured", ("fc",))] == all_names[:-1]
-    assert [t.name for t in build_targets(cnn, "unstructured", ("block1.*",))] == ["stem.0", "down.0", "block2.conv1", "block2.conv2", "fc"]
-    assert [t.name for t in build_targets(cnn, "unstructured", ("*.conv2", "stem.0"))] == ["block1.conv1", "down.0", "block2.conv1", "fc"]
+    assert [t.name for t in build_targets(cnn, "unstructured", ("block1.*",))] == [
+        "stem.0",
+        "down.0",
+        "block2.conv1",
+        "block2.conv2",
+        "fc",
+    ]
+    assert [t.name for t in build_targets(cnn, "unstructured", ("*.conv2", "stem.0"))] == [
+        "block1.conv1",
+        "down.0",
+        "block2.conv1",
+        "fc",
+    ]
     assert [t.name for t in build_targets(cnn, "unstructured", ("nothing*",))] == all_names
-    assert [t.name for t in build_targets(cnn, "unstructured", ("block",))] == all_names  # a name matches whole names only
+    assert [
+        t.name for t in build_targets(cnn, "unstructured", ("block",))
+    ] == all_names  # a name matches whole names only
     transformer = shipped("transformer")
     assert [t.name for t in build_targets(transformer, "head", ("blocks.0.*", "blocks.0"))] == ["blocks.1.attn"]
 

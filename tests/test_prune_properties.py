@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
+from conftest import assert_same_state, state_copy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
-
-from conftest import assert_same_state, state_copy
 
 import workbench as wb
 from workbench.masks import get_masks, is_masked, undo
 
 SETTINGS = settings(max_examples=25, deadline=None)
-
 
 
 @st.composite
@@ -26,13 +26,13 @@ def small_models(draw):
     if draw(st.booleans()):
         widths = draw(st.lists(st.integers(1, 12), min_size=2, max_size=5))
         layers = []
-        for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+        for fan_in, fan_out in itertools.pairwise(widths):
             layers += [nn.Linear(fan_in, fan_out, bias=draw(st.booleans())), nn.ReLU()]
         inputs = torch.randn(5, widths[0], generator=generator)
     else:
         channels = draw(st.lists(st.integers(1, 6), min_size=2, max_size=4))
         layers = []
-        for c_in, c_out in zip(channels[:-1], channels[1:]):
+        for c_in, c_out in itertools.pairwise(channels):
             k = draw(st.sampled_from([1, 3]))
             layers += [nn.Conv2d(c_in, c_out, k, padding="same"), nn.ReLU()]
         inputs = torch.randn(2, channels[0], 5, 5, generator=generator)
@@ -91,7 +91,13 @@ def test_masks_are_exact_well_shaped_and_leave_model_alone(model_inputs, pattern
     params = dict(model.named_parameters())
     for name, mask in masks.items():
         assert mask.shape == params[name].shape and mask.dtype == torch.bool
-        unit = mask.flatten(1) if pattern == "neuron" else mask.transpose(0, 1).flatten(1) if pattern == "channel" else None
+        unit = (
+            mask.flatten(1)
+            if pattern == "neuron"
+            else mask.transpose(0, 1).flatten(1)
+            if pattern == "channel"
+            else None
+        )
         if unit is not None:
             assert bool((unit.all(1) | ~unit.any(1)).all())  # whole rows / whole input columns
     counts = {name: int((~mask).sum()) for name, mask in masks.items()}

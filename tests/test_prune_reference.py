@@ -69,8 +69,11 @@ def test_global_unstructured_magnitude_equals_global_unstructured(shipped, amoun
     model = shipped("mlp")
     ours = wb.Pruner(model, "magnitude", "unstructured", "global").masks(amount)
     twin = copy.deepcopy(model)
-    torch_prune.global_unstructured([(twin.get_submodule(n), "weight") for n in MLP_LAYERS],
-                                    pruning_method=torch_prune.L1Unstructured, amount=amount)
+    torch_prune.global_unstructured(
+        [(twin.get_submodule(n), "weight") for n in MLP_LAYERS],
+        pruning_method=torch_prune.L1Unstructured,
+        amount=amount,
+    )
     theirs = {f"{n}.weight": twin.get_submodule(n).weight_mask.bool() for n in MLP_LAYERS}
     assert_same_masks(ours, theirs)
 
@@ -79,8 +82,9 @@ def test_applied_unstructured_weights_equal_torch_pruned_weights(shipped):
     model = shipped("mlp")
     twin = copy.deepcopy(model)
     wb.prune(model, sparsity=0.6, scope="global")
-    torch_prune.global_unstructured([(twin.get_submodule(n), "weight") for n in MLP_LAYERS],
-                                    pruning_method=torch_prune.L1Unstructured, amount=0.6)
+    torch_prune.global_unstructured(
+        [(twin.get_submodule(n), "weight") for n in MLP_LAYERS], pruning_method=torch_prune.L1Unstructured, amount=0.6
+    )
     for name in MLP_LAYERS:
         assert torch.equal(model.get_submodule(name).weight, twin.get_submodule(name).weight)
 
@@ -89,7 +93,9 @@ def test_applied_unstructured_weights_equal_torch_pruned_weights(shipped):
 def test_neuron_l2_local_equals_ln_structured_rows(shipped, amount):
     model = shipped("mlp")
     ours = wb.Pruner(model, "magnitude", "neuron", "local", reduce="l2").masks(amount)
-    theirs = torch_masks(model, ("fc1", "fc2"), lambda m: torch_prune.ln_structured(m, "weight", amount=amount, n=2, dim=0))
+    theirs = torch_masks(
+        model, ("fc1", "fc2"), lambda m: torch_prune.ln_structured(m, "weight", amount=amount, n=2, dim=0)
+    )
     assert_same_masks(ours, theirs)
 
 

@@ -23,7 +23,6 @@ SCOPES = ("local", "global")
 LAST_LAYER = {"mlp": "fc3", "cnn": "fc", "transformer": "head"}
 
 
-
 def pruned(mask: torch.Tensor) -> int:
     return int((~mask).sum())
 
@@ -43,15 +42,23 @@ def exclusions(model_name: str, pattern: str, criterion: str) -> tuple[str, ...]
     exclude = []
     if criterion == "bn_scale" and p.kind != "output":
         exclude.append("fc")  # the classifier has no BatchNorm after it
-    if model_name == "cnn" and (p.kind == "nm" or p.kind == "block" and p.block[1] > 1):
+    if model_name == "cnn" and (p.kind == "nm" or (p.kind == "block" and p.block[1] > 1)):
         exclude.append("stem.0")  # 1 input channel: 9 columns, not divisible by M or 4
     if p.kind == "block" and p.block[0] == 4 and model_name in ("mlp", "cnn", "transformer"):
         exclude.append(LAST_LAYER[model_name])  # 10 classes: not divisible into 4-row tiles
     return tuple(dict.fromkeys(exclude))
 
 
-MODEL_FOR_PATTERN = {"unstructured": "mlp", "2:4": "cnn", "block1x4": "mlp", "block4x4": "cnn", "kernel": "cnn",
-                     "neuron": "mlp", "channel": "transformer", "head": "transformer"}
+MODEL_FOR_PATTERN = {
+    "unstructured": "mlp",
+    "2:4": "cnn",
+    "block1x4": "mlp",
+    "block4x4": "cnn",
+    "kernel": "cnn",
+    "neuron": "mlp",
+    "channel": "transformer",
+    "head": "transformer",
+}
 
 
 def _cases():
@@ -59,9 +66,14 @@ def _cases():
     for criterion in CRITERIA:
         for pattern in PATTERNS:
             for scope in SCOPES:
-                models = ("mlp", "cnn", "transformer") if criterion == "magnitude" else (
-                    "cnn" if criterion == "bn_scale" and pattern != "head" else MODEL_FOR_PATTERN[pattern],)
-                cases += [pytest.param(criterion, pattern, scope, m, id=f"{criterion}-{pattern}-{scope}-{m}") for m in models]
+                models = (
+                    ("mlp", "cnn", "transformer")
+                    if criterion == "magnitude"
+                    else ("cnn" if criterion == "bn_scale" and pattern != "head" else MODEL_FOR_PATTERN[pattern],)
+                )
+                cases += [
+                    pytest.param(criterion, pattern, scope, m, id=f"{criterion}-{pattern}-{scope}-{m}") for m in models
+                ]
     return cases
 
 
@@ -73,7 +85,11 @@ def expected_targets(model, model_name, pattern, exclude):
         for name, module in model.named_modules():
             if hasattr(module, "num_heads") and name not in exclude:
                 params = [f"{name}.{part}.weight" for part in ("q", "k", "v", "out")]
-                result[name] = (params, module.num_heads, sum(model.get_parameter(n).numel() for n in params) // module.num_heads)
+                result[name] = (
+                    params,
+                    module.num_heads,
+                    sum(model.get_parameter(n).numel() for n in params) // module.num_heads,
+                )
         return result
     result = {}
     for name, module in model.named_modules():
@@ -84,8 +100,13 @@ def expected_targets(model, model_name, pattern, exclude):
         if p.kind == "kernel" and not isinstance(module, nn.Conv2d):
             continue
         w = module.weight
-        size = {"unstructured": 1, "kernel": w[0, 0].numel(), "output": w[0].numel(), "input": w.numel() // w.shape[1],
-                "nm": 1}.get(p.kind) or p.block[0] * p.block[1]
+        size = {
+            "unstructured": 1,
+            "kernel": w[0, 0].numel(),
+            "output": w[0].numel(),
+            "input": w.numel() // w.shape[1],
+            "nm": 1,
+        }.get(p.kind) or p.block[0] * p.block[1]
         result[name] = ([f"{name}.weight"], w.numel() // size, size)
     return result
 
@@ -132,7 +153,7 @@ def test_every_criterion_pattern_scope(shipped, digits, test_inputs, criterion, 
     pruner = make()
     targets = expected_targets(model, model_name, pattern, exclude)
     weight_names = {n for params, _, _ in targets.values() for n in params}
-    for sparsity in ([None] if nm else [0.3, 0.7]):
+    for sparsity in [None] if nm else [0.3, 0.7]:
         masks = pruner.masks(sparsity)
         assert set(masks) == weight_names
         for name, mask in masks.items():
@@ -141,7 +162,7 @@ def test_every_criterion_pattern_scope(shipped, digits, test_inputs, criterion, 
         check_exact(targets, masks, sparsity, pattern, scope)
     assert_same_state(state_copy(model), before)  # scoring and masks() leave the model alone
     again = make()
-    for sparsity in ([None] if nm else [0.3, 0.7]):  # deterministic
+    for sparsity in [None] if nm else [0.3, 0.7]:  # deterministic
         first, second = pruner.masks(sparsity), again.masks(sparsity)
         assert all(torch.equal(first[n], second[n]) for n in first)
     if nm:
@@ -159,23 +180,34 @@ def test_every_criterion_pattern_scope(shipped, digits, test_inputs, criterion, 
 # ---- inapplicable combinations fail cleanly ----
 
 
-@pytest.mark.parametrize("model_name, pattern, criterion, exclude, message", [
-    ("mlp", "kernel", "magnitude", (), "Conv"),
-    ("transformer", "kernel", "taylor", (), "Conv"),
-    ("mlp", "head", "magnitude", (), "attention"),
-    ("cnn", "head", "random", (), "attention"),
-    ("cnn", "2:4", "magnitude", (), "stem.0"),
-    ("cnn", "block1x4", "magnitude", (), "stem.0"),
-    ("mlp", "neuron", "bn_scale", (), "BatchNorm"),
-    ("cnn", "unstructured", "bn_scale", (), "BatchNorm"),
-    ("transformer", "head", "bn_scale", (), "BatchNorm"),
-])
-def test_inapplicable_combination_raises_and_leaves_model_unchanged(shipped, digits, model_name, pattern, criterion, exclude, message):
+@pytest.mark.parametrize(
+    "model_name, pattern, criterion, exclude, message",
+    [
+        ("mlp", "kernel", "magnitude", (), "Conv"),
+        ("transformer", "kernel", "taylor", (), "Conv"),
+        ("mlp", "head", "magnitude", (), "attention"),
+        ("cnn", "head", "random", (), "attention"),
+        ("cnn", "2:4", "magnitude", (), "stem.0"),
+        ("cnn", "block1x4", "magnitude", (), "stem.0"),
+        ("mlp", "neuron", "bn_scale", (), "BatchNorm"),
+        ("cnn", "unstructured", "bn_scale", (), "BatchNorm"),
+        ("transformer", "head", "bn_scale", (), "BatchNorm"),
+    ],
+)
+def test_inapplicable_combination_raises_and_leaves_model_unchanged(
+    shipped, digits, model_name, pattern, criterion, exclude, message
+):
     model = shipped(model_name)
     before = state_copy(model)
     with pytest.raises(ValueError, match=message):
-        wb.prune(model, sparsity=None if parse_pattern(pattern).kind == "nm" else 0.5, criterion=criterion,
-                 pattern=pattern, data=digits, exclude=exclude)
+        wb.prune(
+            model,
+            sparsity=None if parse_pattern(pattern).kind == "nm" else 0.5,
+            criterion=criterion,
+            pattern=pattern,
+            data=digits,
+            exclude=exclude,
+        )
     assert_same_state(state_copy(model), before)
     assert not is_masked(model)
 
@@ -183,28 +215,31 @@ def test_inapplicable_combination_raises_and_leaves_model_unchanged(shipped, dig
 # ---- validation: ValueError, model unchanged ----
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"sparsity": -0.1}, "sparsity"),
-    ({"sparsity": 1.0}, "sparsity"),
-    ({"sparsity": 1.5}, "sparsity"),
-    ({"sparsity": "x"}, "sparsity"),
-    ({"sparsity": float("nan")}, "sparsity"),
-    ({"sparsity": 0.3, "pattern": "2:4"}, "2:4"),
-    ({"sparsity": 0.999, "pattern": "neuron", "scope": "global"}, "empty a layer"),
-    ({"sparsity": 0.99999, "pattern": "unstructured", "scope": "global"}, "empty a layer"),
-    ({"sparsity": 0.5, "layer_sparsity": {"fc4": 0.5}}, "fc4"),
-    ({"sparsity": 0.5, "layer_sparsity": {"fc1.weight": 0.5}}, "fc1.weight"),
-    ({"sparsity": 0.5, "pattern": "neuron", "layer_sparsity": {"fc3": 0.5}}, "fc3"),
-    ({"sparsity": 0.5, "layer_sparsity": {"fc1": 1.0}}, "fc1"),
-    ({"sparsity": 0.5, "layer_sparsity": {"fc1": 0.5}, "scope": "global"}, "local"),
-    ({"sparsity": None, "pattern": "2:4", "layer_sparsity": {"fc1": 0.5}}, "2:4"),
-    ({"sparsity": 0.5, "scope": "layer"}, "scope"),
-    ({"sparsity": 0.5, "reduce": "max"}, "reduce"),
-    ({"sparsity": 0.5, "normalize": "l1"}, "normalize"),
-    ({"sparsity": 0.5, "pattern": "neurons"}, "pattern"),
-    ({"sparsity": 0.5, "iterations": 0}, "iterations"),
-    ({"sparsity": 0.5, "iterations": 3, "layer_sparsity": {"fc1": 0.2}}, "iterations"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"sparsity": -0.1}, "sparsity"),
+        ({"sparsity": 1.0}, "sparsity"),
+        ({"sparsity": 1.5}, "sparsity"),
+        ({"sparsity": "x"}, "sparsity"),
+        ({"sparsity": float("nan")}, "sparsity"),
+        ({"sparsity": 0.3, "pattern": "2:4"}, "2:4"),
+        ({"sparsity": 0.999, "pattern": "neuron", "scope": "global"}, "empty a layer"),
+        ({"sparsity": 0.99999, "pattern": "unstructured", "scope": "global"}, "empty a layer"),
+        ({"sparsity": 0.5, "layer_sparsity": {"fc4": 0.5}}, "fc4"),
+        ({"sparsity": 0.5, "layer_sparsity": {"fc1.weight": 0.5}}, "fc1.weight"),
+        ({"sparsity": 0.5, "pattern": "neuron", "layer_sparsity": {"fc3": 0.5}}, "fc3"),
+        ({"sparsity": 0.5, "layer_sparsity": {"fc1": 1.0}}, "fc1"),
+        ({"sparsity": 0.5, "layer_sparsity": {"fc1": 0.5}, "scope": "global"}, "local"),
+        ({"sparsity": None, "pattern": "2:4", "layer_sparsity": {"fc1": 0.5}}, "2:4"),
+        ({"sparsity": 0.5, "scope": "layer"}, "scope"),
+        ({"sparsity": 0.5, "reduce": "max"}, "reduce"),
+        ({"sparsity": 0.5, "normalize": "l1"}, "normalize"),
+        ({"sparsity": 0.5, "pattern": "neurons"}, "pattern"),
+        ({"sparsity": 0.5, "iterations": 0}, "iterations"),
+        ({"sparsity": 0.5, "iterations": 3, "layer_sparsity": {"fc1": 0.2}}, "iterations"),
+    ],
+)
 def test_bad_arguments_raise_and_leave_model_unchanged(shipped, kwargs, message):
     model = shipped("mlp")
     before = state_copy(model)
@@ -221,7 +256,10 @@ def test_global_sparsity_up_to_one_group_per_layer_is_reachable(shipped):
     masks = pruner.masks((total - 3) / total)  # everything but one weight per layer
     assert [int(m.sum()) for m in masks.values()] == [1, 1, 1]
     for name, mask in masks.items():  # the survivor is the layer's largest weight
-        assert model.get_parameter(name).detach().abs()[mask].item() == model.get_parameter(name).detach().abs().max().item()
+        assert (
+            model.get_parameter(name).detach().abs()[mask].item()
+            == model.get_parameter(name).detach().abs().max().item()
+        )
 
 
 # ---- layer_sparsity ----
@@ -231,7 +269,10 @@ def test_layer_sparsity_is_respected_exactly(shipped):
     model = shipped("mlp")
     result = wb.prune(model, sparsity=0.5, layer_sparsity={"fc1": 0.3, "fc2": 0.7})
     assert [(l.name, l.pruned) for l in result.layers] == [
-        ("fc1.weight", round(0.3 * 19200)), ("fc2.weight", round(0.7 * 30000)), ("fc3.weight", round(0.5 * 1000))]
+        ("fc1.weight", round(0.3 * 19200)),
+        ("fc2.weight", round(0.7 * 30000)),
+        ("fc3.weight", round(0.5 * 1000)),
+    ]
     model = shipped("mlp")
     result = wb.prune(model, sparsity=None, pattern="neuron", layer_sparsity={"fc2": 0.25})
     assert [(l.name, l.pruned) for l in result.layers] == [("fc1.weight", 0), ("fc2.weight", 25 * 300)]
@@ -328,8 +369,14 @@ def test_failed_iterative_prune_leaves_model_unchanged(shipped, kwargs):
 def mlp_pruners():
     model = retry_load(lambda: wb.pretrained("mlp"))
     return {scope: wb.Pruner(model, "magnitude", "unstructured", scope) for scope in SCOPES} | {
-        "taylor-global": wb.Pruner(model, "taylor", "unstructured", "global", data=wb.load_dataset("digits"),
-                                   criterion_options={"max_batches": 1}),
+        "taylor-global": wb.Pruner(
+            model,
+            "taylor",
+            "unstructured",
+            "global",
+            data=wb.load_dataset("digits"),
+            criterion_options={"max_batches": 1},
+        ),
         "neuron-local": wb.Pruner(model, "magnitude", "neuron", "local"),
     }
 
@@ -359,8 +406,10 @@ def test_pruner_accuracy_equals_evaluate_after_apply(shipped, digits, model_name
     assert predicted == wb.evaluate(model, digits.test)
 
 
-@pytest.mark.parametrize("model_name, pattern, sparsity", [("mlp", "unstructured", 0.6), ("mlp", "neuron", 0.4),
-                                                           ("cnn", "kernel", 0.5), ("transformer", "head", 0.5)])
+@pytest.mark.parametrize(
+    "model_name, pattern, sparsity",
+    [("mlp", "unstructured", 0.6), ("mlp", "neuron", 0.4), ("cnn", "kernel", 0.5), ("transformer", "head", 0.5)],
+)
 def test_sparsity_report_matches_prune_result(shipped, model_name, pattern, sparsity):
     model = shipped(model_name)
     assert wb.sparsity_report(model).pruned == 0  # shipped weights have no exact zeros
@@ -368,7 +417,11 @@ def test_sparsity_report_matches_prune_result(shipped, model_name, pattern, spar
     report = {l.name: l for l in wb.sparsity_report(model).layers}
     assert set(result.masks) <= set(report)
     for layer in result.layers:
-        assert (report[layer.name].shape, report[layer.name].total, report[layer.name].pruned) == (layer.shape, layer.total, layer.pruned)
+        assert (report[layer.name].shape, report[layer.name].total, report[layer.name].pruned) == (
+            layer.shape,
+            layer.total,
+            layer.pruned,
+        )
         assert layer.pruned == pruned(result.masks[layer.name])
     assert all(l.pruned == 0 for name, l in report.items() if name not in result.masks)
     assert result.pruned == sum(l.pruned for l in result.layers) == wb.sparsity_report(model).pruned

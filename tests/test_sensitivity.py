@@ -84,8 +84,15 @@ def test_structured_and_data_driven(shipped, digits):
     result = sensitivity(shipped("transformer"), digits.test, pattern="head", sparsities=(0.0, 0.5))
     assert list(result.accuracies) == ["blocks.0.attn", "blocks.1.attn"]
     mlp = shipped("mlp")
-    result = sensitivity(mlp, digits.test, criterion="taylor", pattern="neuron", sparsities=(0.5, 0.0, 0.5), data=digits,
-                         criterion_options={"max_batches": 2})
+    result = sensitivity(
+        mlp,
+        digits.test,
+        criterion="taylor",
+        pattern="neuron",
+        sparsities=(0.5, 0.0, 0.5),
+        data=digits,
+        criterion_options={"max_batches": 2},
+    )
     assert result.sparsities.tolist() == [0.0, 0.5], "sorted, duplicates dropped"
     assert list(result.accuracies) == ["fc1", "fc2"], "the output layer keeps its classes"
     pruner = wb.Pruner(mlp, "taylor", "neuron", data=digits, criterion_options={"max_batches": 2})
@@ -94,7 +101,12 @@ def test_structured_and_data_driven(shipped, digits):
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"pattern": "2:4"}, "N:M"), ({"scope": "global"}, "local"), ({"sparsities": ()}, "empty"), ({"sparsities": (0.5, 1.0)}, r"\[0, 1\)")],
+    [
+        ({"pattern": "2:4"}, "N:M"),
+        ({"scope": "global"}, "local"),
+        ({"sparsities": ()}, "empty"),
+        ({"sparsities": (0.5, 1.0)}, r"\[0, 1\)"),
+    ],
 )
 def test_bad_scans_raise(shipped, digits, kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -109,12 +121,16 @@ def test_scan_takes_an_existing_pruner(shipped, digits):
 
 def hand_made() -> SensitivityResult:
     grid = np.array([0.0, 0.25, 0.5, 0.75])
-    return SensitivityResult(grid, {
-        "steady": np.array([0.9, 0.9, 0.9, 0.9]),
-        "falls": np.array([0.9, 0.88, 0.7, 0.5]),
-        "dips": np.array([0.9, 0.6, 0.89, 0.2]),  # recovers after a dip: the later point counts
-        "edge": np.array([0.9, 0.85, 0.8, 0.79]),  # 0.8 is exactly baseline - 0.1 (not exact in floats)
-    }, baseline=0.9)
+    return SensitivityResult(
+        grid,
+        {
+            "steady": np.array([0.9, 0.9, 0.9, 0.9]),
+            "falls": np.array([0.9, 0.88, 0.7, 0.5]),
+            "dips": np.array([0.9, 0.6, 0.89, 0.2]),  # recovers after a dip: the later point counts
+            "edge": np.array([0.9, 0.85, 0.8, 0.79]),  # 0.8 is exactly baseline - 0.1 (not exact in floats)
+        },
+        baseline=0.9,
+    )
 
 
 def test_max_sparsity_by_hand():

@@ -8,7 +8,7 @@ from conftest import assert_same_state, retry_load, state_copy
 from torch import nn
 
 import workbench as wb
-from workbench.measure import parameter_counts, effective_flops, flops, layer_flops
+from workbench.measure import effective_flops, flops, layer_flops, parameter_counts
 from workbench.sensitivity import SPARSITIES
 from workbench.widgets.sensitivity_board import SensitivityBoard
 
@@ -25,12 +25,20 @@ def check_consistent(board: SensitivityBoard, layer_sparsity: dict[str, float]) 
     assert state["accuracy"] == board.pruner.accuracy(masks, board.data.test)
     total, nonzero = parameter_counts(board.model, masks)
     assert state["params"] == {"total": total, "nonzero": nonzero}
-    assert state["flops"] == {"dense": flops(board.model, board.sample), "effective": effective_flops(board.model, board.sample, masks)}
+    assert state["flops"] == {
+        "dense": flops(board.model, board.sample),
+        "effective": effective_flops(board.model, board.sample, masks),
+    }
     for name, marker in board.view.markers.items():
         assert marker.get_xdata()[0] == 100 * layer_sparsity[name]
     widths = [bar.get_width() for bar in board.view.meter]
-    assert widths == pytest.approx([100 * nonzero / total, 100 * state["flops"]["effective"] / state["flops"]["dense"],
-                                    100 * state["accuracy"] / board.result.baseline])
+    assert widths == pytest.approx(
+        [
+            100 * nonzero / total,
+            100 * state["flops"]["effective"] / state["flops"]["dense"],
+            100 * state["accuracy"] / board.result.baseline,
+        ]
+    )
     assert bytes(board.image.value).startswith(b"\x89PNG")
 
 
@@ -81,7 +89,10 @@ def test_count_parameters(shipped):
     assert parameter_counts(model, masks) == (total, total - pruned)
     wb.prune(model, 0.5)  # a masked model counts its masked values, the same
     assert parameter_counts(model) == (total, total - pruned)
-    assert parameter_counts(model, {name: ~m for name, m in masks.items()}) == (total, total - sum(m.numel() for m in masks.values()))
+    assert parameter_counts(model, {name: ~m for name, m in masks.items()}) == (
+        total,
+        total - sum(m.numel() for m in masks.values()),
+    )
 
 
 def test_flops_by_hand(shipped, digits):
@@ -90,8 +101,15 @@ def test_flops_by_hand(shipped, digits):
     cnn = shipped("cnn")
     total, per_layer = layer_flops(cnn, sample)
     conv = lambda out, inp, size: 2 * out * inp * 9 * size * size  # noqa: E731 - 3×3 kernels, 8×8 or 4×4 outputs
-    assert per_layer == {"stem.0": conv(32, 1, 8), "block1.conv1": conv(32, 32, 8), "block1.conv2": conv(32, 32, 8),
-                         "down.0": conv(64, 32, 4), "block2.conv1": conv(64, 64, 4), "block2.conv2": conv(64, 64, 4), "fc": 2 * 64 * 10}
+    assert per_layer == {
+        "stem.0": conv(32, 1, 8),
+        "block1.conv1": conv(32, 32, 8),
+        "block1.conv2": conv(32, 32, 8),
+        "down.0": conv(64, 32, 4),
+        "block2.conv1": conv(64, 64, 4),
+        "block2.conv2": conv(64, 64, 4),
+        "fc": 2 * 64 * 10,
+    }
     assert total == sum(per_layer.values())
     assert layer_flops(cnn, sample.repeat(3, 1, 1, 1))[0] == 3 * total
 
@@ -102,7 +120,9 @@ def test_effective_flops_scales_each_layer(shipped, digits):
     total, per_layer = layer_flops(cnn, sample)
     masks = wb.Pruner(cnn).masks(layer_sparsity={"down.0": 0.25, "fc": 0.5})
     assert effective_flops(cnn, sample, {}) == total
-    assert effective_flops(cnn, sample, masks) == pytest.approx(total - 0.25 * per_layer["down.0"] - 0.5 * per_layer["fc"])
+    assert effective_flops(cnn, sample, masks) == pytest.approx(
+        total - 0.25 * per_layer["down.0"] - 0.5 * per_layer["fc"]
+    )
     layer = nn.Linear(4, 2, bias=False)
     mask = torch.tensor([[True, False, False, False], [True, True, False, False]])
     assert effective_flops(layer, torch.ones(5, 4), {"weight": mask}) == 5 * 2 * 3

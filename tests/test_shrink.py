@@ -5,8 +5,8 @@ import io
 
 import pytest
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 import workbench as wb
 from workbench.masks import apply_masks, is_masked
@@ -85,7 +85,7 @@ def test_shrink_twice(digits, name, pattern):
     wb.prune(model, sparsity=0.3, pattern=pattern, scope="local")
     small, _ = shrink_masked(model, example_inputs=x[:8])
     wb.prune(small, sparsity=0.3, pattern=pattern, scope="local")
-    smaller, report = shrink_masked(small, example_inputs=x[:8])
+    smaller, _report = shrink_masked(small, example_inputs=x[:8])
     _assert_equivalent(small, smaller, x)
     assert count_parameters(smaller) < count_parameters(small)
     _assert_plain(smaller)
@@ -121,7 +121,7 @@ def test_groups_of_shipped_models():
 def test_keep_dict_and_keep_multiple(digits):
     x = digits.flatten(1)
     model = wb.pretrained("mlp")
-    small, report = shrink_masked(model, {0: torch.arange(0, 300, 2)}, example_inputs=x[:4])
+    small, _report = shrink_masked(model, {0: torch.arange(0, 300, 2)}, example_inputs=x[:4])
     assert small.fc1.out_features == 150 and small.fc2.in_features == 150
     model = wb.pretrained("mlp")
     wb.prune(model, sparsity=0.5, pattern="neuron", scope="local")
@@ -144,9 +144,11 @@ def test_never_removes_every_unit(digits):
 
 def test_plain_sequential(digits):
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 40), nn.ReLU(), nn.Linear(40, 30), nn.Tanh(), nn.Linear(30, 10)).eval()
+    model = nn.Sequential(
+        nn.Flatten(), nn.Linear(64, 40), nn.ReLU(), nn.Linear(40, 30), nn.Tanh(), nn.Linear(30, 10)
+    ).eval()
     wb.prune(model, sparsity=0.5, pattern="neuron", scope="local")
-    small, report = shrink_masked(model, example_inputs=digits[:4])
+    small, _report = shrink_masked(model, example_inputs=digits[:4])
     assert small[1].out_features == 20 and small[3].out_features == 15
     _assert_equivalent(model, small, digits)
     _assert_plain(small)
@@ -193,12 +195,15 @@ def test_resnet_block_with_downsample(digits):
     rows = torch.ones(16, dtype=torch.bool)
     rows[drop] = False
     stem_rows = torch.arange(8) % 2 == 0
-    apply_masks(model, {
-        "block.conv2.weight": rows.view(-1, 1, 1, 1).expand(16, 16, 3, 3).clone(),
-        "block.downsample.0.weight": rows.view(-1, 1, 1, 1).expand(16, 8, 1, 1).clone(),
-        "stem.0.weight": stem_rows.view(-1, 1, 1, 1).expand(8, 1, 1, 1).clone(),
-    })
-    small, report = shrink_masked(model, example_inputs=digits[:4])
+    apply_masks(
+        model,
+        {
+            "block.conv2.weight": rows.view(-1, 1, 1, 1).expand(16, 16, 3, 3).clone(),
+            "block.downsample.0.weight": rows.view(-1, 1, 1, 1).expand(16, 8, 1, 1).clone(),
+            "stem.0.weight": stem_rows.view(-1, 1, 1, 1).expand(8, 1, 1, 1).clone(),
+        },
+    )
+    small, _report = shrink_masked(model, example_inputs=digits[:4])
     assert small.block.conv2.out_channels == 10 and small.block.downsample[0].out_channels == 10
     assert small.block.bn2.num_features == 10 and small.fc.in_features == 10
     _assert_equivalent(model, small, digits)
@@ -243,11 +248,19 @@ def test_untraceable_model_raises(digits):
 
 def test_conv_flatten_linear(digits):
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 36, 20), nn.ReLU(), nn.Linear(20, 10))
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, 3),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(8 * 36, 20),
+        nn.ReLU(),
+        nn.Linear(20, 10),
+    )
     model[1].bias.data.uniform_(-1, 1)  # removed filters emit relu(BN shift): folded into the Linear bias
     model[1].running_mean.uniform_(-1, 1)
     model.eval()
     wb.prune(model, sparsity=0.5, pattern="filter", scope="local")
-    small, report = shrink_masked(model, example_inputs=digits[:4])
+    small, _report = shrink_masked(model, example_inputs=digits[:4])
     assert small[0].out_channels == 4 and small[4].in_features == 4 * 36
     _assert_equivalent(model, small, digits)

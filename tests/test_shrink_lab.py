@@ -93,8 +93,13 @@ def check_shows(lab: ShrinkLab, sparsity: float) -> None:
     np.testing.assert_array_equal(np.asarray(view.cut_artists[1].get_array()), after)
     assert cut.label in view.cut_artists[3].get_text()
     widths = [bar.get_width() for bar in view.bars]
-    assert widths == pytest.approx([100 * point.params / sweep.dense_params_, 100 * point.flops / sweep.dense_flops_,
-                                    100 * point.latency.median_ms / sweep.dense_latency_.median_ms])
+    assert widths == pytest.approx(
+        [
+            100 * point.params / sweep.dense_params_,
+            100 * point.flops / sweep.dense_flops_,
+            100 * point.latency.median_ms / sweep.dense_latency_.median_ms,
+        ]
+    )
     assert f"params <b>{point.params:,}</b> of {sweep.dense_params_:,}" in lab.status.value
     assert list(view.accuracy_marker.get_xdata()) == [100 * point.sparsity]
     assert list(view.latency_marker.get_ydata()) == [point.latency.median_ms]

@@ -2,14 +2,13 @@
 
 import torch
 import torch.nn.functional as F
+from conftest import trained_looking_norms
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
 from workbench.masks import apply_masks
 from workbench.structure.shrink import shrink_masked
-
-from conftest import trained_looking_norms
 
 BLOCKS = ("conv", "dw", "res", "cat", "gn", "glu")
 
@@ -27,7 +26,10 @@ class Stack(nn.Module):
                 block["conv"], block["bn"] = nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width)
             elif kind == "dw":
                 width = channels * (1 + width % 2)  # depthwise, channel multiplier 1 or 2
-                block["conv"], block["bn"] = nn.Conv2d(channels, width, 3, padding=1, groups=channels), nn.BatchNorm2d(width)
+                block["conv"], block["bn"] = (
+                    nn.Conv2d(channels, width, 3, padding=1, groups=channels),
+                    nn.BatchNorm2d(width),
+                )
             elif kind == "res":
                 block["conv"], block["bn"], width = nn.Conv2d(channels, channels, 1), nn.BatchNorm2d(channels), channels
             elif kind == "cat":

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import trained_looking_norms
 from torch import nn
 
 import workbench as wb
@@ -16,8 +17,6 @@ from workbench.masks import apply_masks, get_masks
 from workbench.structure.graph import trace_groups
 from workbench.structure.group_prune import GroupPruner
 from workbench.structure.shrink import shrink_masked
-
-from conftest import trained_looking_norms
 
 
 # ---- ResNet (torchvision style) ------------------------------------------------------------------
@@ -72,8 +71,11 @@ class ResNet(nn.Module):
 # ---- MobileNetV2 (torchvision style) -------------------------------------------------------------
 class ConvBNReLU(nn.Sequential):
     def __init__(self, cin, cout, kernel=3, stride=1, groups=1):
-        super().__init__(nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU6(inplace=True))
+        super().__init__(
+            nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU6(inplace=True),
+        )
 
 
 class InvertedResidual(nn.Module):
@@ -82,7 +84,11 @@ class InvertedResidual(nn.Module):
         hidden = inp * expand_ratio
         self.use_res_connect = stride == 1 and inp == oup
         layers = [ConvBNReLU(inp, hidden, 1)] if expand_ratio != 1 else []
-        layers += [ConvBNReLU(hidden, hidden, 3, stride, groups=hidden), nn.Conv2d(hidden, oup, 1, bias=False), nn.BatchNorm2d(oup)]
+        layers += [
+            ConvBNReLU(hidden, hidden, 3, stride, groups=hidden),
+            nn.Conv2d(hidden, oup, 1, bias=False),
+            nn.BatchNorm2d(oup),
+        ]
         self.conv = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -92,8 +98,13 @@ class InvertedResidual(nn.Module):
 class MobileNetV2(nn.Module):
     def __init__(self, num_classes=10):
         super().__init__()
-        self.features = nn.Sequential(ConvBNReLU(3, 8, 3, 2), InvertedResidual(8, 8, 1, 1), InvertedResidual(8, 12, 2, 4),
-                                      InvertedResidual(12, 12, 1, 4), ConvBNReLU(12, 32, 1))
+        self.features = nn.Sequential(
+            ConvBNReLU(3, 8, 3, 2),
+            InvertedResidual(8, 8, 1, 1),
+            InvertedResidual(8, 12, 2, 4),
+            InvertedResidual(12, 12, 1, 4),
+            ConvBNReLU(12, 32, 1),
+        )
         self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(32, num_classes))
 
     def forward(self, x):
@@ -114,7 +125,7 @@ class FusedAttention(nn.Module):
         self.proj_drop = nn.Dropout(0.0)
 
     def forward(self, x):
-        B, N, C = x.shape
+        B, N, _C = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         attn = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
@@ -193,7 +204,7 @@ class BertSelfAttention(nn.Module):
         self.dropout = nn.Dropout(0.1)
 
     def transpose_for_scores(self, x):
-        return x.view(x.size()[:-1] + (self.num_attention_heads, self.attention_head_size)).permute(0, 2, 1, 3)
+        return x.view((*x.size()[:-1], self.num_attention_heads, self.attention_head_size)).permute(0, 2, 1, 3)
 
     def forward(self, hidden_states, attention_mask=None):
         query = self.transpose_for_scores(self.query(hidden_states))
@@ -203,7 +214,7 @@ class BertSelfAttention(nn.Module):
         if attention_mask is not None:
             scores = scores + attention_mask
         context = torch.matmul(self.dropout(scores.softmax(dim=-1)), value).permute(0, 2, 1, 3).contiguous()
-        return context.view(context.size()[:-2] + (self.all_head_size,))
+        return context.view((*context.size()[:-2], self.all_head_size))
 
 
 class BertOutput(nn.Module):
@@ -220,7 +231,9 @@ class BertOutput(nn.Module):
 class BertLayer(nn.Module):
     def __init__(self, config):
         super().__init__()
-        self.attention = nn.ModuleDict({"self": BertSelfAttention(config), "output": BertOutput(config, config.hidden_size)})
+        self.attention = nn.ModuleDict(
+            {"self": BertSelfAttention(config), "output": BertOutput(config, config.hidden_size)}
+        )
         self.intermediate = nn.Linear(config.hidden_size, config.intermediate_size)
         self.act = {"gelu": nn.GELU(), "relu": nn.ReLU()}[config.hidden_act]
         self.output = BertOutput(config, config.intermediate_size)
@@ -309,11 +322,29 @@ USERS = {
     "mobilenet_v2": (lambda: _randomize(MobileNetV2()), _image_batch, "cnn"),
     "vit_fused_qkv": (lambda: _randomize(ViT()), _image_batch, "attention"),
     "bert": (lambda: BertForSequenceClassification().eval(), _text_batch, "attention"),
-    "sequential_mlp": (lambda: nn.Sequential(nn.Flatten(), nn.Linear(48, 40), nn.ReLU(), nn.Linear(40, 30), nn.GELU(),
-                                             nn.Linear(30, 10)).eval(), lambda n=6: (torch.randn(n, 3, 4, 4),), "mlp"),
-    "sequential_cnn": (lambda: _randomize(nn.Sequential(nn.Conv2d(3, 12, 3), nn.BatchNorm2d(12), nn.ReLU(), nn.Conv2d(12, 16, 3),
-                                                        nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))),
-                       _image_batch, "cnn"),
+    "sequential_mlp": (
+        lambda: nn.Sequential(
+            nn.Flatten(), nn.Linear(48, 40), nn.ReLU(), nn.Linear(40, 30), nn.GELU(), nn.Linear(30, 10)
+        ).eval(),
+        lambda n=6: (torch.randn(n, 3, 4, 4),),
+        "mlp",
+    ),
+    "sequential_cnn": (
+        lambda: _randomize(
+            nn.Sequential(
+                nn.Conv2d(3, 12, 3),
+                nn.BatchNorm2d(12),
+                nn.ReLU(),
+                nn.Conv2d(12, 16, 3),
+                nn.ReLU(),
+                nn.AdaptiveAvgPool2d(1),
+                nn.Flatten(),
+                nn.Linear(16, 10),
+            )
+        ),
+        _image_batch,
+        "cnn",
+    ),
 }
 
 
@@ -385,7 +416,9 @@ def test_fused_qkv_members_carry_offsets():
     assert len(heads) == 1 and heads[0].prunable and heads[0].size == 4
     rows = {(m.role, m.offset, m.outer, m.block) for m in heads[0].members if m.param == "blocks.1.attn.qkv.weight"}
     assert rows == {("member", 0, 2, 8), ("producer", 64, 1, 8)}
-    assert any(m.param == "blocks.1.attn.proj.weight" and m.role == "consumer" and m.block == 8 for m in heads[0].members)
+    assert any(
+        m.param == "blocks.1.attn.proj.weight" and m.role == "consumer" and m.block == 8 for m in heads[0].members
+    )
 
 
 def test_forward_that_ignores_the_head_count_keeps_heads():
@@ -427,7 +460,7 @@ def test_one_graph_many_shrinks():
         _assert_close(_outputs(masked, inputs), _outputs(small, inputs))
         widths.append(sum(p.numel() for p in small.parameters()))
     assert widths[1] < widths[0]
-    with pytest.raises(ValueError, match="another architecture.*layer2"):
+    with pytest.raises(ValueError, match=r"another architecture.*layer2"):
         shrink_masked(ResNet(widths=(8, 24)).eval(), example_inputs=inputs, graph=graph)
     with pytest.raises(ValueError, match="graph must be a DependencyGraph"):
         shrink_masked(model, example_inputs=inputs, graph=graph.groups)
@@ -470,12 +503,20 @@ def test_concatenated_branches_and_group_norm():
     inputs = _image_batch()
     groups = trace_groups(model, inputs).groups
     b = next(g for g in groups if any(m.param == "b.weight" for m in g.producers))
-    assert b.prunable and {(m.param, m.offset) for m in b.members if m.role != "producer"} >= {("bn.weight", 4), ("mix.weight", 4)}
+    assert b.prunable and {(m.param, m.offset) for m in b.members if m.role != "producer"} >= {
+        ("bn.weight", 4),
+        ("mix.weight", 4),
+    }
     gn = next(g for g in groups if any(m.param == "mix.weight" for m in g.producers))
     assert gn.prunable and gn.size == 4 and all(m.block == 2 for m in gn.members)  # whole norm groups of 2 channels
-    apply_masks(model, {"a.weight": (torch.arange(4) != 1).view(-1, 1, 1, 1).expand(4, 3, 1, 1).clone(),
-                        "b.weight": (torch.arange(6) % 2 == 0).view(-1, 1, 1, 1).expand(6, 3, 3, 3).clone(),
-                        "mix.weight": (torch.arange(8) // 2 != 2).view(-1, 1, 1, 1).expand(8, 10, 1, 1).clone()})
+    apply_masks(
+        model,
+        {
+            "a.weight": (torch.arange(4) != 1).view(-1, 1, 1, 1).expand(4, 3, 1, 1).clone(),
+            "b.weight": (torch.arange(6) % 2 == 0).view(-1, 1, 1, 1).expand(6, 3, 3, 3).clone(),
+            "mix.weight": (torch.arange(8) // 2 != 2).view(-1, 1, 1, 1).expand(8, 10, 1, 1).clone(),
+        },
+    )
     small, _ = shrink_masked(model, example_inputs=inputs)
     assert (small.a.out_channels, small.b.out_channels, small.bn.num_features, small.mix.in_channels) == (3, 3, 6, 6)
     assert (small.gn.num_groups, small.gn.num_channels, small.fc.in_features) == (3, 6, 6)
@@ -498,7 +539,9 @@ class SwiGLU(nn.Module):
     def __init__(self, width=16, hidden=24, classes=5):
         super().__init__()
         self.norm, self.w12, self.w3 = nn.LayerNorm(width), nn.Linear(width, 2 * hidden), nn.Linear(hidden, width)
-        self.heads = nn.ModuleDict({"a": nn.Linear(width, 2 * hidden), "b": nn.Linear(hidden, classes), "c": nn.Linear(hidden, classes)})
+        self.heads = nn.ModuleDict(
+            {"a": nn.Linear(width, 2 * hidden), "b": nn.Linear(hidden, classes), "c": nn.Linear(hidden, classes)}
+        )
 
     def forward(self, x):
         value, gate = self.w12(self.norm(x)).chunk(2, dim=-1)
@@ -516,15 +559,17 @@ class Grouped(nn.Module):
         return self.fc(self.conv2(F.relu(self.conv1(x))).mean(dim=(2, 3)))
 
 
-@pytest.mark.parametrize("model,inputs,node", [(SplitAtFixedSizes(), (torch.randn(4, 8),), "split_with_sizes"),
-                                               (Grouped(), _image_batch(), "conv2d_1")])
+@pytest.mark.parametrize(
+    "model,inputs,node",
+    [(SplitAtFixedSizes(), (torch.randn(4, 8),), "split_with_sizes"), (Grouped(), _image_batch(), "conv2d_1")],
+)
 def test_unsupported_ops_warn_with_the_node_and_stay_whole(model, inputs, node):
     model.eval()
     linear = node == "split_with_sizes"
     wb.prune(model, sparsity=0.5, pattern="neuron" if linear else "filter", scope="local")
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.warns(UserWarning, match=f"node '{node}'"):
-        small, report = shrink_masked(model, example_inputs=inputs)
+        small, _report = shrink_masked(model, example_inputs=inputs)
     first = small.fc1 if linear else small.conv1
     assert first.weight.shape[0] == (6 if linear else 8)
     _assert_close(_outputs(model, inputs), _outputs(small, inputs))
@@ -537,10 +582,13 @@ def test_chunked_value_and_gate_shrink_together(sparsity):
     model, inputs = _randomize(SwiGLU()), (torch.randn(6, 5, 16),)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        small, report = wb.shrink_with_report(model, inputs, sparsity=sparsity, criterion="l1")
+        small, _report = wb.shrink_with_report(model, inputs, sparsity=sparsity, criterion="l1")
     kept = 24 - round(24 * sparsity)
     assert small.w12.out_features == 2 * kept and small.w3.in_features == kept
-    assert small.heads["a"].out_features == 2 * kept and small.heads["b"].in_features == small.heads["c"].in_features == kept
+    assert (
+        small.heads["a"].out_features == 2 * kept
+        and small.heads["b"].in_features == small.heads["c"].in_features == kept
+    )
     masked = copy.deepcopy(model)
     apply_masks(masked, GroupPruner(model, "l1", inputs).masks(sparsity))
     _assert_close(_outputs(masked, inputs), _outputs(small, inputs))

@@ -49,13 +49,24 @@ def test_weight_names(sweep, mlp):
     assert sweep.pruner.names == ["fc1.weight", "fc2.weight", "fc3.weight"]
     cnn = MagnitudeSweep(wb.build_model("cnn"), (torch.zeros(1, 1, 8, 8), torch.zeros(1, dtype=torch.long)))
     assert cnn.pruner.names == [
-        "stem.0.weight", "block1.conv1.weight", "block1.conv2.weight", "down.0.weight",
-        "block2.conv1.weight", "block2.conv2.weight", "fc.weight",
+        "stem.0.weight",
+        "block1.conv1.weight",
+        "block1.conv2.weight",
+        "down.0.weight",
+        "block2.conv1.weight",
+        "block2.conv2.weight",
+        "fc.weight",
     ]
     vit = Pruner(wb.build_model("transformer", depth=1)).names
     assert vit == [
-        "patch_embed.weight", "blocks.0.attn.q.weight", "blocks.0.attn.k.weight", "blocks.0.attn.v.weight",
-        "blocks.0.attn.out.weight", "blocks.0.mlp.fc1.weight", "blocks.0.mlp.fc2.weight", "head.weight",
+        "patch_embed.weight",
+        "blocks.0.attn.q.weight",
+        "blocks.0.attn.k.weight",
+        "blocks.0.attn.v.weight",
+        "blocks.0.attn.out.weight",
+        "blocks.0.mlp.fc1.weight",
+        "blocks.0.mlp.fc2.weight",
+        "head.weight",
     ]
 
 
@@ -70,7 +81,9 @@ def test_exact_pruned_count_and_smallest_magnitudes_go(sweep, mlp, s):
         assert mask.dtype == torch.bool and mask.shape == weight.shape
         assert int((~mask).sum()) == min(round(s * n), n - 1)  # a layer is never emptied: one weight stays
         if 0 < round(s * n) < n:
-            assert weight[~mask].abs().max() <= weight[mask].abs().min(), f"{name}: a kept weight is smaller than a pruned one"
+            assert weight[~mask].abs().max() <= weight[mask].abs().min(), (
+                f"{name}: a kept weight is smaller than a pruned one"
+            )
 
 
 @pytest.mark.parametrize("amount", [0.05, 0.1, 0.25, 0.3, 0.5, 0.7, 0.9, 0.95, 0.99])
@@ -94,7 +107,9 @@ def test_masks_equal_torch_prune_l1_unstructured(sweep, mlp, amount):
 @given(a=sparsities, b=sparsities)
 def test_nested(sweep, a, b):
     low, high = sorted((a, b))
-    for name, (mask_low, mask_high) in zip(sweep.pruner.names, zip(sweep.masks(low).values(), sweep.masks(high).values())):
+    for name, (mask_low, mask_high) in zip(
+        sweep.pruner.names, zip(sweep.masks(low).values(), sweep.masks(high).values())
+    ):
         pruned_low, pruned_high = ~mask_low, ~mask_high
         assert not (pruned_low & ~pruned_high).any(), f"{name}: pruned at {low} but kept at {high}"
 
@@ -143,7 +158,9 @@ def test_model_untouched(mlp, digits, training):
     assert all(p.grad is None for p in model.parameters())
 
 
-@pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5, "abc", None, float("nan"), float("inf"), -float("inf"), [0.5], object()])
+@pytest.mark.parametrize(
+    "bad", [-0.1, 1.0, 1.5, "abc", None, float("nan"), float("inf"), -float("inf"), [0.5], object()]
+)
 def test_check_sparsity_rejects(bad, sweep):
     with pytest.raises(ValueError, match="sparsity"):
         check_sparsity(bad)

@@ -42,8 +42,13 @@ class TinyResNet(nn.Module):
 
 def _torch_pruning_parameters(model, inputs, last, ratio):
     model = copy.deepcopy(model)
-    pruner = tp.pruner.MetaPruner(model, inputs, importance=tp.importance.MagnitudeImportance(p=1),
-                                  pruning_ratio=ratio, ignored_layers=[model.get_submodule(last)])
+    pruner = tp.pruner.MetaPruner(
+        model,
+        inputs,
+        importance=tp.importance.MagnitudeImportance(p=1),
+        pruning_ratio=ratio,
+        ignored_layers=[model.get_submodule(last)],
+    )
     pruner.step()
     return sum(p.numel() for p in model.parameters())
 

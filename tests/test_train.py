@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -139,7 +140,7 @@ def test_step_hook_called_once_per_step_with_increasing_steps(small):
     wb.train(fresh(), small, epochs=3, batch_size=50, progress=False, step_hook=hook)
     assert steps == list(range(1, 3 * steps_per_epoch(small, 50) + 1))
     # called after optimizer.step(): the weights differ from one call to the next
-    assert all(not torch.equal(a, b) for a, b in zip(snapshots, snapshots[1:]))
+    assert all(not torch.equal(a, b) for a, b in itertools.pairwise(snapshots))
 
 
 def test_step_hook_keeps_masked_weights_exactly_zero(small):
@@ -253,7 +254,15 @@ def test_evaluate_rejects_unknown_split_kinds(split):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"epochs": -1}, {"batch_size": 0}, {"batch_size": -3}, {"lr": 0.0}, {"lr": -1e-3}, {"device": "cuda:banana"}, {"device": "tpu"}],
+    [
+        {"epochs": -1},
+        {"batch_size": 0},
+        {"batch_size": -3},
+        {"lr": 0.0},
+        {"lr": -1e-3},
+        {"device": "cuda:banana"},
+        {"device": "tpu"},
+    ],
 )
 def test_bad_arguments_raise_and_leave_model_unchanged(small, kwargs):
     model = fresh()

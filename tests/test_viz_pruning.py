@@ -102,8 +102,10 @@ def test_weight_histogram_counts_and_thresholds(shipped):
 
 def test_layer_sparsity_bars(shipped):
     mlp = shipped("mlp")
-    reports = {"local": report_from_masks(wb.Pruner(mlp).masks(0.7)),
-               "global": report_from_masks(wb.Pruner(mlp, scope="global").masks(0.7))}
+    reports = {
+        "local": report_from_masks(wb.Pruner(mlp).masks(0.7)),
+        "global": report_from_masks(wb.Pruner(mlp, scope="global").masks(0.7)),
+    }
     (ax,) = plot_layer_sparsity(reports).axes
     assert len(ax.containers) == 2 and len(ax.patches) == 6
     for container, report in zip(ax.containers, reports.values()):

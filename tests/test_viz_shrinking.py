@@ -54,7 +54,7 @@ def test_layer_cut_by_hand():
     conv = torch.randn(5, 3, 3, 3)
     np.testing.assert_allclose(weight_matrix(conv), conv.flatten(2).norm(dim=2).numpy(), rtol=1e-6)
     assert LayerCut("conv", conv, rows=[4], columns=[0, 1]).label == "5×3×3×3 → 4×1×3×3"
-    with pytest.raises(ValueError, match="row indices must lie in 0..2"):
+    with pytest.raises(ValueError, match=r"row indices must lie in 0\.\.2"):
         LayerCut("fc", weight, rows=[3])
     with pytest.raises(ValueError, match="at least 2 dims"):
         weight_matrix(torch.ones(3))
@@ -84,7 +84,7 @@ def test_mlp_chain_marks_a_removed_neuron_as_row_and_column(digits):
             assert rows.tolist() == cut.rows.tolist()
         assert not removed_mask(np.asarray(after.get_array())).any(), "nothing is marked once removed"
         assert np.asarray(after.get_array()).shape[:2] == cut.kept_matrix().shape
-        left, right, bottom, top = after.get_extent()
+        _left, right, bottom, _top = after.get_extent()
         assert (right, bottom) == pytest.approx((cut.new_shape[1] / cut.shape[1], cut.new_shape[0] / cut.shape[0]))
         assert any(cut.label in text for text in texts(fig))
     assert not any(t for t in texts(fig) if t[0].isdigit() and "." in t), "large matrices are not annotated"
@@ -126,8 +126,14 @@ def test_residual_group_panels_mark_every_slice(digits):
     assert {m.module for m in residual.producers} == {"stem.0", "block1.conv2"}
     fig = plot_dependency_group(dict(model.state_dict()), residual, 5)
     titles = [ax.get_title() for ax in fig.axes]
-    assert [t.split("\n")[0] for t in titles] == ["stem.0.weight", "stem.1", "block1.conv1.weight", "block1.conv2.weight",
-                                                  "block1.bn2", "down.0.weight"]
+    assert [t.split("\n")[0] for t in titles] == [
+        "stem.0.weight",
+        "stem.1",
+        "block1.conv1.weight",
+        "block1.conv2.weight",
+        "block1.bn2",
+        "down.0.weight",
+    ]
     spans = [marked_spans(ax) for ax in fig.axes]
     assert spans[0] == [(-0.5, 4.5, 1, 1)], "row 5 of the stem conv (32 filters × 1 input channel)"
     assert spans[2] == [(4.5, -0.5, 1, 32)], "input channel 5 of block1.conv1"
@@ -142,12 +148,14 @@ def test_head_group_marks_blocks_of_head_dim(digits):
     graph = trace_groups(model, digits[:4])
     heads = next(g for g in graph.groups if g.attention == "blocks.0.attn")
     fig = plot_dependency_group(dict(model.state_dict()), heads, [1, 3])
-    assert [ax.get_title().split("\n")[0] for ax in fig.axes] == [f"blocks.0.attn.{p}.weight + bias" for p in "qkv"] + ["blocks.0.attn.out.weight"]
+    assert [ax.get_title().split("\n")[0] for ax in fig.axes] == [f"blocks.0.attn.{p}.weight + bias" for p in "qkv"] + [
+        "blocks.0.attn.out.weight"
+    ]
     for ax in fig.axes[:3]:
         assert marked_spans(ax) == [(-0.5, 15.5, 64, 16), (-0.5, 47.5, 64, 16)]
     assert marked_spans(fig.axes[3]) == [(15.5, -0.5, 16, 64), (47.5, -0.5, 16, 64)]
     assert "heads of blocks.0.attn" in fig.get_suptitle()
-    with pytest.raises(ValueError, match="units must be indices in 0..3"):
+    with pytest.raises(ValueError, match=r"units must be indices in 0\.\.3"):
         plot_dependency_group(dict(model.state_dict()), heads, 4)
     with pytest.raises(ValueError, match="state_dict"):
         plot_dependency_group({}, heads, 0)
@@ -173,7 +181,7 @@ def test_toy_three_by_two_to_two_by_two():
     small, _ = wb.structure.shrink_masked(model, masks, torch.randn(4, 2))
     np.testing.assert_array_equal(small[0].weight.detach().numpy(), w1.kept_matrix())
     np.testing.assert_array_equal(small[2].weight.detach().numpy(), w2.kept_matrix())
-    with pytest.raises(ValueError, match="neuron must be in 0..2"):
+    with pytest.raises(ValueError, match=r"neuron must be in 0\.\.2"):
         toy_cuts(neuron=3)
     with pytest.raises(ValueError, match="hidden rows"):
         toy_cuts(np.ones((3, 2)), np.ones((2, 4)))

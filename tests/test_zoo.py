@@ -190,7 +190,11 @@ def test_valid_json_with_bad_metadata(folder, text):
 
 @pytest.mark.parametrize("name", ["resnet", "MLP", ""])
 def test_unknown_model_name(folder, name):
-    for call in (lambda: wb.pretrained(name), lambda: wb.pretrained(name, directory=folder), lambda: wb.checkpoint_info(name)):
+    for call in (
+        lambda: wb.pretrained(name),
+        lambda: wb.pretrained(name, directory=folder),
+        lambda: wb.checkpoint_info(name),
+    ):
         with pytest.raises(ValueError) as info:
             call()
         for choice in MODELS:
@@ -290,7 +294,8 @@ def test_train_checkpoint_writes_loadable_files(tmp_path):
     # Same seed, same machine: the same weights, bit for bit.
     again = train_checkpoint("mlp2d", tmp_path / "b", progress=False, epochs=1)
     assert_same_state(
-        torch.load(tmp_path / "a" / "mlp2d.pt", weights_only=True), torch.load(tmp_path / "b" / "mlp2d.pt", weights_only=True)
+        torch.load(tmp_path / "a" / "mlp2d.pt", weights_only=True),
+        torch.load(tmp_path / "b" / "mlp2d.pt", weights_only=True),
     )
     assert again == meta
 

@@ -65,7 +65,9 @@ def _print_info(report: dict) -> None:
     print("datasets:")
     for name, d in report["datasets"].items():
         shape = "×".join(map(str, d["input_shape"]))
-        print(f"  {name:<12} input {shape:<8} {d['classes']:>2} classes  train/val/test {d['train']}/{d['val']}/{d['test']}")
+        print(
+            f"  {name:<12} input {shape:<8} {d['classes']:>2} classes  train/val/test {d['train']}/{d['val']}/{d['test']}"
+        )
     print("models:")
     for name, m in report["models"].items():
         accuracy = f"{m['test_accuracy']:.2%}" if m["test_accuracy"] is not None else "no checkpoint"
@@ -88,13 +90,24 @@ def build_parser() -> argparse.ArgumentParser:
     prune_parser.add_argument("--criterion", default="magnitude", help=f"one of {', '.join(CRITERIA)}")
     prune_parser.add_argument("--pattern", default="unstructured", help=f"one of: {', '.join(PATTERNS)}")
     prune_parser.add_argument("--scope", default="local", choices=SCOPES)
-    prune_parser.add_argument("--exclude", action="append", default=[], help="module name or glob to leave dense (repeatable)")
+    prune_parser.add_argument(
+        "--exclude", action="append", default=[], help="module name or glob to leave dense (repeatable)"
+    )
     prune_parser.add_argument("--json", action="store_true", help="print one JSON object")
-    prune_parser.add_argument("--out", default=None, help="save a plain state_dict with pruned weights zeroed "
-                              "(with --shrink: the shrunk model's state_dict, and its shapes in FILE's .json twin)")
-    prune_parser.add_argument("--shrink", action="store_true",
-                              help=f"remove whole units ({', '.join(SHRINK_PATTERNS)}) and report shapes, params, FLOPs and CPU latency")
-    prune_parser.add_argument("--batch", type=int, default=1, help="with --shrink: batch size for FLOPs and latency (default 1)")
+    prune_parser.add_argument(
+        "--out",
+        default=None,
+        help="save a plain state_dict with pruned weights zeroed "
+        "(with --shrink: the shrunk model's state_dict, and its shapes in FILE's .json twin)",
+    )
+    prune_parser.add_argument(
+        "--shrink",
+        action="store_true",
+        help=f"remove whole units ({', '.join(SHRINK_PATTERNS)}) and report shapes, params, FLOPs and CPU latency",
+    )
+    prune_parser.add_argument(
+        "--batch", type=int, default=1, help="with --shrink: batch size for FLOPs and latency (default 1)"
+    )
     return parser
 
 
@@ -104,12 +117,24 @@ def prune_command(args):
     data = load_dataset(checkpoint_info(args.model)["dataset"])
     before = evaluate(model, data.test)
     sparsity = None if ":" in args.pattern else args.sparsity
-    result = prune(model, sparsity=sparsity, criterion=args.criterion, pattern=args.pattern, scope=args.scope,
-                   data=data, exclude=tuple(args.exclude))
+    result = prune(
+        model,
+        sparsity=sparsity,
+        criterion=args.criterion,
+        pattern=args.pattern,
+        scope=args.scope,
+        data=data,
+        exclude=tuple(args.exclude),
+    )
     report = {
-        "model": args.model, "criterion": args.criterion, "pattern": args.pattern, "scope": args.scope,
-        "requested_sparsity": sparsity, **result.to_dict(),
-        "accuracy_before": before, "accuracy_after": evaluate(model, data.test),
+        "model": args.model,
+        "criterion": args.criterion,
+        "pattern": args.pattern,
+        "scope": args.scope,
+        "requested_sparsity": sparsity,
+        **result.to_dict(),
+        "accuracy_before": before,
+        "accuracy_after": evaluate(model, data.test),
     }
     if args.out:
         torch.save(plain_state_dict(model), args.out)
@@ -124,29 +149,49 @@ def shrink_command(args) -> tuple[nn.Module, dict]:
     timed interleaved (``compare_latency``) with the current torch thread count.
     """
     if args.pattern not in SHRINK_PATTERNS:
-        raise ValueError(f"--shrink removes whole units: use --pattern {' / '.join(SHRINK_PATTERNS)}, not {args.pattern!r}")
+        raise ValueError(
+            f"--shrink removes whole units: use --pattern {' / '.join(SHRINK_PATTERNS)}, not {args.pattern!r}"
+        )
     if args.batch < 1:
         raise ValueError(f"--batch must be at least 1, got {args.batch}")
     if args.out:
         check_path(args.out)  # before the work, not after
     dense = pretrained(args.model)
     data = load_dataset(checkpoint_info(args.model)["dataset"])
-    small, shrunk = shrink_with_report(dense, sparsity=args.sparsity, pattern=args.pattern, criterion=args.criterion,
-                                       scope=args.scope, data=data, exclude=tuple(args.exclude))
+    small, shrunk = shrink_with_report(
+        dense,
+        sparsity=args.sparsity,
+        pattern=args.pattern,
+        criterion=args.criterion,
+        scope=args.scope,
+        data=data,
+        exclude=tuple(args.exclude),
+    )
     inputs = default_inputs(dense, args.batch)
     timed = compare_latency({"dense": dense, "shrunk": small}, inputs, device="cpu")
-    costs = {"dense": dataclasses.replace(model_costs(dense, inputs), latency=timed["dense"]),
-             "shrunk": dataclasses.replace(model_costs(small, inputs), latency=timed["shrunk"])}
+    costs = {
+        "dense": dataclasses.replace(model_costs(dense, inputs), latency=timed["dense"]),
+        "shrunk": dataclasses.replace(model_costs(small, inputs), latency=timed["shrunk"]),
+    }
     report = {
-        "model": args.model, "criterion": args.criterion, "pattern": args.pattern, "scope": args.scope,
-        "sparsity": args.sparsity, "batch": args.batch, "threads": timed["dense"].threads,
+        "model": args.model,
+        "criterion": args.criterion,
+        "pattern": args.pattern,
+        "scope": args.scope,
+        "sparsity": args.sparsity,
+        "batch": args.batch,
+        "threads": timed["dense"].threads,
         "layers": [{"name": name, "before": before, "after": after} for name, before, after in shrunk.layers],
-        "notes": shrunk.notes, "shrink_seconds": shrunk.seconds,
-        "accuracy_before": evaluate(dense, data.test), "accuracy_after": evaluate(small, data.test),
+        "notes": shrunk.notes,
+        "shrink_seconds": shrunk.seconds,
+        "accuracy_before": evaluate(dense, data.test),
+        "accuracy_after": evaluate(small, data.test),
         **{name: c.to_dict() for name, c in costs.items()},
-        "ratios": {"params": costs["dense"].params / costs["shrunk"].params,
-                   "flops": costs["dense"].flops / costs["shrunk"].flops,
-                   "latency": timed["dense"].median_ms / timed["shrunk"].median_ms},
+        "ratios": {
+            "params": costs["dense"].params / costs["shrunk"].params,
+            "flops": costs["dense"].flops / costs["shrunk"].flops,
+            "latency": timed["dense"].median_ms / timed["shrunk"].median_ms,
+        },
     }
     if args.out:
         save_shrunk(small, args.out, {"shrink": report})
@@ -155,21 +200,29 @@ def shrink_command(args) -> tuple[nn.Module, dict]:
 
 
 def _print_shrink(report: dict) -> None:
-    print(f"{report['model']}: {report['criterion']} × {report['pattern']} × {report['scope']} at sparsity {report['sparsity']:g}, shrunk")
+    print(
+        f"{report['model']}: {report['criterion']} × {report['pattern']} × {report['scope']} at sparsity {report['sparsity']:g}, shrunk"
+    )
     width = max([len(layer["name"]) for layer in report["layers"]] + [5])
     for layer in report["layers"]:
         print(f"  {layer['name']:<{width}}  {layer['before']:>12} → {layer['after']}")
     dense, shrunk, ratios = report["dense"], report["shrunk"], report["ratios"]
     print(f"{'':<28} {'dense':>12} {'shrunk':>12}  dense/shrunk")
     print(f"{'parameters':<28} {dense['params']:>12,} {shrunk['params']:>12,}  {ratios['params']:.2f}×")
-    print(f"{'FLOPs (batch ' + str(report['batch']) + ')':<28} {dense['flops']:>12,} {shrunk['flops']:>12,}  {ratios['flops']:.2f}×")
+    print(
+        f"{'FLOPs (batch ' + str(report['batch']) + ')':<28} {dense['flops']:>12,} {shrunk['flops']:>12,}  {ratios['flops']:.2f}×"
+    )
     label = f"latency ms (cpu, {report['threads']} threads)"
-    print(f"{label:<28} {dense['latency']['median_ms']:>12.3f} {shrunk['latency']['median_ms']:>12.3f}  {ratios['latency']:.2f}×")
+    print(
+        f"{label:<28} {dense['latency']['median_ms']:>12.3f} {shrunk['latency']['median_ms']:>12.3f}  {ratios['latency']:.2f}×"
+    )
     print(f"{'test accuracy':<28} {report['accuracy_before']:>12.2%} {report['accuracy_after']:>12.2%}")
     for note in report["notes"]:
         print(f"note: {note}")
     if "out" in report:
-        print(f"saved the shrunk state_dict to {report['out']} and how to rebuild it to {Path(report['out']).with_suffix('.json')}")
+        print(
+            f"saved the shrunk state_dict to {report['out']} and how to rebuild it to {Path(report['out']).with_suffix('.json')}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.epochs is not None and args.epochs < 1:
             print(f"workbench train: --epochs must be at least 1, got {args.epochs}", file=sys.stderr)
             return 2
-        meta = train_checkpoint(args.name, Path(args.out) if args.out else None, progress=not args.json, epochs=args.epochs)
+        meta = train_checkpoint(
+            args.name, Path(args.out) if args.out else None, progress=not args.json, epochs=args.epochs
+        )
         if args.json:
             print(json.dumps(meta))
         else:

@@ -106,7 +106,9 @@ RANDOM_STREAM = 0x5C0_12E5  # offsets the seed: seed 0 must not replay torch.man
 @register("random", needs_data=False, description="uniform random scores (a baseline), seeded")
 def random_scores(model, names, data, seed: int = 0, **_) -> Scores:
     generator = torch.Generator().manual_seed(RANDOM_STREAM + seed)
-    return {name: torch.rand(p.shape, generator=generator).to(p.device) for name, p in _parameters(model, names).items()}
+    return {
+        name: torch.rand(p.shape, generator=generator).to(p.device) for name, p in _parameters(model, names).items()
+    }
 
 
 @register("taylor", needs_data=True, description="first-order Taylor |w·g|, gradients summed over batches")
@@ -118,14 +120,20 @@ def taylor(model, names, data, max_batches: int | None = 8, **_) -> Scores:
     return {name: (weights[name] * gradients[name]).abs() for name in names}
 
 
-@register("snip", needs_data=True, description="SNIP connection sensitivity |w·g| on one batch, usable at initialization")
+@register(
+    "snip", needs_data=True, description="SNIP connection sensitivity |w·g| on one batch, usable at initialization"
+)
 def snip(model, names, data, batch_size: int = 256, **_) -> Scores:
     (step,) = _weight_gradients(model, names, data, max_batches=1, batch_size=batch_size)
     return {name: (w * g).abs() for name, (w, g) in step.items()}
 
 
-@register("snip_momentum", needs_data=True, description="score_n = 1.0·score_(n-1) + 0.9·|W_n·G_n| over mini-batch steps")
-def snip_momentum(model, names, data, max_batches: int | None = 8, decay: float = 1.0, gain: float = 0.9, **_) -> Scores:
+@register(
+    "snip_momentum", needs_data=True, description="score_n = 1.0·score_(n-1) + 0.9·|W_n·G_n| over mini-batch steps"
+)
+def snip_momentum(
+    model, names, data, max_batches: int | None = 8, decay: float = 1.0, gain: float = 0.9, **_
+) -> Scores:
     scores = {}
     for step in _weight_gradients(model, names, data, max_batches, batch_size=64):
         for name, (w, g) in step.items():
@@ -133,8 +141,14 @@ def snip_momentum(model, names, data, max_batches: int | None = 8, decay: float 
     return scores
 
 
-@register("obd", needs_data=True, description="second-order saliency ½·h_ii·w², diagonal Hessian by empirical Fisher or Hutchinson")
-def obd(model, names, data, hessian: str = "fisher", max_samples: int = 256, probes: int = 4, seed: int = 0, **_) -> Scores:
+@register(
+    "obd",
+    needs_data=True,
+    description="second-order saliency ½·h_ii·w², diagonal Hessian by empirical Fisher or Hutchinson",
+)
+def obd(
+    model, names, data, hessian: str = "fisher", max_samples: int = 256, probes: int = 4, seed: int = 0, **_
+) -> Scores:
     if hessian not in ("fisher", "hutchinson"):
         raise ValueError(f"hessian must be 'fisher' or 'hutchinson', got {hessian!r}")
     estimate = _fisher_diagonal if hessian == "fisher" else _hutchinson_diagonal
@@ -147,7 +161,9 @@ def _fisher_diagonal(model, names, data, max_samples, probes, seed):
     model = copy.deepcopy(model).eval()
     state = {**{n: p.detach() for n, p in model.named_parameters()}, **dict(model.named_buffers())}
     chosen = {name: dense_parameter(model, name).detach() for name in names}
-    registered = {name: next(n for n, p in model.named_parameters() if p is dense_parameter(model, name)) for name in names}
+    registered = {
+        name: next(n for n, p in model.named_parameters() if p is dense_parameter(model, name)) for name in names
+    }
 
     def sample_loss(weights, x, y):
         overrides = {registered[name]: w for name, w in weights.items()}
@@ -191,7 +207,11 @@ def _hutchinson_diagonal(model, names, data, max_samples, probes, seed):
     return {name: t.detach().clamp_min(0) for name, t in total.items()}
 
 
-@register("synflow", needs_data=False, description="SynFlow |θ·∂R/∂θ| with R = sum of the |θ|-network's output on ones; data-free")
+@register(
+    "synflow",
+    needs_data=False,
+    description="SynFlow |θ·∂R/∂θ| with R = sum of the |θ|-network's output on ones; data-free",
+)
 def synflow(model, names, data, **_) -> Scores:
     probe = copy.deepcopy(model).double().eval()
     with torch.no_grad():
@@ -232,7 +252,11 @@ def _following_batchnorm(model: nn.Module) -> dict[str, nn.Module]:
     for node in graph.nodes:
         if node.op == "call_module" and isinstance(modules.get(node.target), (nn.Linear, nn.Conv1d, nn.Conv2d)):
             users = list(node.users)
-            if len(users) == 1 and users[0].op == "call_module" and isinstance(modules[users[0].target], nn.modules.batchnorm._BatchNorm):
+            if (
+                len(users) == 1
+                and users[0].op == "call_module"
+                and isinstance(modules[users[0].target], nn.modules.batchnorm._BatchNorm)
+            ):
                 pairs[node.target] = modules[users[0].target]
     return pairs
 
@@ -286,12 +310,18 @@ def bn_scale(model, names, data, **_) -> Scores:
     followers = _following_batchnorm(model)
     missing = [name for name in names if name.rpartition(".")[0] not in followers]
     if missing:
-        raise ValueError(f"bn_scale needs a BatchNorm right after each pruned layer; none after {missing}; exclude those layers")
+        raise ValueError(
+            f"bn_scale needs a BatchNorm right after each pruned layer; none after {missing}; exclude those layers"
+        )
     params = _parameters(model, names)
     return {name: _broadcast(followers[name.rpartition(".")[0]].weight.detach().abs(), params[name]) for name in names}
 
 
-@register("fpgm", needs_data=False, description="FPGM: distance of each filter to the others (near the geometric median = redundant)")
+@register(
+    "fpgm",
+    needs_data=False,
+    description="FPGM: distance of each filter to the others (near the geometric median = redundant)",
+)
 def fpgm(model, names, data, **_) -> Scores:
     result = {}
     for name, p in _parameters(model, names).items():

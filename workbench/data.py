@@ -13,9 +13,8 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -45,7 +44,9 @@ class DatasetSplits:
         return len(self.classes)
 
 
-def load_dataset(name: str = "digits", seed: int = 0, n_samples: int = 1000, noise: float | None = None) -> DatasetSplits:
+def load_dataset(
+    name: str = "digits", seed: int = 0, n_samples: int = 1000, noise: float | None = None
+) -> DatasetSplits:
     """Load an embedded dataset by name with a seeded, stratified train/val/test split.
 
     Args:
@@ -148,7 +149,9 @@ def batches(data, batch_size: int = 128, max_batches: int | None = None) -> Iter
     elif isinstance(data, Dataset):
         loader = DataLoader(data, batch_size=batch_size)
     else:
-        raise ValueError(f"data must be a DatasetSplits, Dataset, DataLoader or (inputs, labels) tuple, got {type(data).__name__}")
+        raise ValueError(
+            f"data must be a DatasetSplits, Dataset, DataLoader or (inputs, labels) tuple, got {type(data).__name__}"
+        )
     for index, batch in enumerate(loader):
         if max_batches is not None and index >= max_batches:
             return

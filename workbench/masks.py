@@ -69,7 +69,9 @@ def dense_parameter(model: nn.Module, name: str) -> torch.Tensor:
     return getattr(module, leaf)
 
 
-def functional_weights(model: nn.Module, weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def functional_weights(
+    model: nn.Module, weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
     """Arguments for ``torch.func.functional_call`` running ``model`` with ``weights * masks`` in place of
     the named parameters, whether or not the model is masked (its own masks are then overridden)."""
     overrides = {}
@@ -111,11 +113,17 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor], compose: bool 
         module, leaf = _owner(model, name)
         if not isinstance(mask, torch.Tensor):
             raise ValueError(f"mask for {name!r} must be a bool tensor, got {type(mask).__name__}")
-        tensor = dense_parameter(model, name) if leaf in module._parameters or parametrize.is_parametrized(module, leaf) else None
+        tensor = (
+            dense_parameter(model, name)
+            if leaf in module._parameters or parametrize.is_parametrized(module, leaf)
+            else None
+        )
         if not isinstance(tensor, torch.Tensor):
             raise ValueError(f"model has no parameter {name!r}")
         if mask.shape != tensor.shape or mask.dtype != torch.bool:
-            raise ValueError(f"mask for {name!r} must be a bool tensor of shape {tuple(tensor.shape)}, got {mask.dtype} {tuple(mask.shape)}")
+            raise ValueError(
+                f"mask for {name!r} must be a bool tensor of shape {tuple(tensor.shape)}, got {mask.dtype} {tuple(mask.shape)}"
+            )
         checked.append((name, module, leaf, mask.to(tensor.device)))
     applied = {}
     for name, module, leaf, mask in checked:

@@ -70,7 +70,9 @@ def layer_flops(model: nn.Module, inputs) -> tuple[int, dict[str, int]]:
         model.train(was_training)
     counts = counter.get_flop_counts()  # keys: "Global", then "<model class>.<module name>"
     root = type(model).__name__
-    per_layer = {name: sum(counts.get(f"{root}.{name}" if name else root, {}).values()) for name in prunable_layers(model)}
+    per_layer = {
+        name: sum(counts.get(f"{root}.{name}" if name else root, {}).values()) for name in prunable_layers(model)
+    }
     return counter.get_total_flops(), per_layer
 
 
@@ -113,8 +115,10 @@ class Latency:
 
     def __str__(self) -> str:
         threads = f"{self.threads} thread" + ("s" if self.threads != 1 else "")
-        return (f"{self.median_ms:.3f} ms (IQR {self.iqr_ms:.3f} ms, {self.runs:,} runs, "
-                f"batch {self.batch}, {self.device}, {threads})")
+        return (
+            f"{self.median_ms:.3f} ms (IQR {self.iqr_ms:.3f} ms, {self.runs:,} runs, "
+            f"batch {self.batch}, {self.device}, {threads})"
+        )
 
 
 @dataclass(frozen=True)
@@ -137,8 +141,14 @@ def model_costs(model: nn.Module, example_inputs, *, latency: bool = False, **ti
     return Costs(total, nonzero, flops(model, example_inputs), timed)
 
 
-def latency(model: nn.Module, example_inputs, *, device: str | torch.device = "auto", threads: int | None = None,
-            min_run_time: float = 0.2) -> Latency:
+def latency(
+    model: nn.Module,
+    example_inputs,
+    *,
+    device: str | torch.device = "auto",
+    threads: int | None = None,
+    min_run_time: float = 0.2,
+) -> Latency:
     """Median time of ``model(*example_inputs)`` in eval mode without autograd, on ``device``.
 
     Args:
@@ -148,12 +158,20 @@ def latency(model: nn.Module, example_inputs, *, device: str | torch.device = "a
         threads: torch intra-op threads while timing (default: ``torch.get_num_threads()``).
         min_run_time: seconds of timing, after warm-up (``Timer.blocked_autorange``).
     """
-    return compare_latency({"model": model}, example_inputs, device=device, threads=threads,
-                           min_run_time=min_run_time, rounds=1)["model"]
+    return compare_latency(
+        {"model": model}, example_inputs, device=device, threads=threads, min_run_time=min_run_time, rounds=1
+    )["model"]
 
 
-def compare_latency(models: dict[str, nn.Module], example_inputs, *, device: str | torch.device = "auto",
-                    threads: int | None = None, min_run_time: float = 0.2, rounds: int = 5) -> dict[str, Latency]:
+def compare_latency(
+    models: dict[str, nn.Module],
+    example_inputs,
+    *,
+    device: str | torch.device = "auto",
+    threads: int | None = None,
+    min_run_time: float = 0.2,
+    rounds: int = 5,
+) -> dict[str, Latency]:
     """``latency`` of several models on the same inputs, timed interleaved so a noisy machine slows all alike.
 
     Each of ``rounds`` rounds times every model for ``min_run_time / rounds`` seconds, in an order
@@ -178,24 +196,32 @@ def compare_latency(models: dict[str, nn.Module], example_inputs, *, device: str
     with _prepared(models.values(), target), torch.no_grad():
         for name, model in models.items():
             _warm_up(name, model, inputs, target)
-        timers = {name: benchmark.Timer("model(*inputs)", globals={"model": model, "inputs": inputs}, timer=clock,
-                                        num_threads=threads) for name, model in models.items()}
+        timers = {
+            name: benchmark.Timer(
+                "model(*inputs)", globals={"model": model, "inputs": inputs}, timer=clock, num_threads=threads
+            )
+            for name, model in models.items()
+        }
         names = list(models)
         for turn in range(rounds):
-            for name in names[turn % len(names):] + names[:turn % len(names)]:
+            for name in names[turn % len(names) :] + names[: turn % len(names)]:
                 measurement = timers[name].blocked_autorange(min_run_time=min_run_time / rounds)
                 times[name] += measurement.times
                 runs[name] += len(measurement.raw_times) * measurement.number_per_run
     batch = inputs[0].shape[0] if inputs[0].dim() else 1
-    return {name: Latency(1000 * statistics.median(t), 1000 * _iqr(t), runs[name], threads, str(target), batch)
-            for name, t in times.items()}
+    return {
+        name: Latency(1000 * statistics.median(t), 1000 * _iqr(t), runs[name], threads, str(target), batch)
+        for name, t in times.items()
+    }
 
 
 def as_inputs(example_inputs) -> tuple[torch.Tensor, ...]:
     """A model's positional inputs as a tuple: a tensor alone, or a non-empty tuple/list of tensors."""
     inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else example_inputs
     if not isinstance(inputs, (tuple, list)) or not inputs or not all(isinstance(x, torch.Tensor) for x in inputs):
-        raise ValueError(f"example inputs must be a tensor or a non-empty tuple of tensors, got {type(example_inputs).__name__}")
+        raise ValueError(
+            f"example inputs must be a tensor or a non-empty tuple of tensors, got {type(example_inputs).__name__}"
+        )
     return tuple(inputs)
 
 
@@ -208,9 +234,11 @@ def _iqr(values: list[float]) -> float:
 
 def _synchronized_clock(device: torch.device):
     """A timer that waits for ``device``'s queued kernels first, so CUDA time is not cut short."""
+
     def clock() -> float:
         torch.cuda.synchronize(device)
         return timeit.default_timer()
+
     return clock
 
 

@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -59,7 +60,7 @@ class MLP(nn.Module):
         super().__init__()
         self.config = config or MLPConfig()
         sizes = (self.config.in_features, *self.config.hidden, self.config.num_classes)
-        for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+        for index, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes), start=1):
             self.add_module(f"fc{index}", nn.Linear(fan_in, fan_out))
         self.depth = len(sizes) - 1
 
@@ -212,7 +213,9 @@ MODELS: dict[str, ModelSpec] = {
     for spec in (
         ModelSpec("mlp", MLPConfig, MLP, "digits", "LeNet-300-100 MLP (64→300→100→10, ReLU)"),
         ModelSpec("cnn", CNNConfig, CNN, "digits", "Conv–BN–ReLU net with two residual blocks, global pooling"),
-        ModelSpec("transformer", TransformerConfig, TinyViT, "digits", "tiny ViT, 2×2 patches, 2 pre-norm blocks × 4 heads"),
+        ModelSpec(
+            "transformer", TransformerConfig, TinyViT, "digits", "tiny ViT, 2×2 patches, 2 pre-norm blocks × 4 heads"
+        ),
         ModelSpec("mlp2d", MLP2dConfig, MLP, "spirals", "MLP for 2-D point sets (2→64→64→3)"),
     )
 }
@@ -259,7 +262,9 @@ def config_from_dict(name: str, values: dict):
     fields = {f.name for f in dataclasses.fields(spec.config_class)}
     unknown = set(values) - fields
     if unknown:
-        raise ValueError(f"unknown config field(s) {sorted(unknown)} for {name!r}; allowed: {', '.join(sorted(fields))}")
+        raise ValueError(
+            f"unknown config field(s) {sorted(unknown)} for {name!r}; allowed: {', '.join(sorted(fields))}"
+        )
     return spec.config_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 

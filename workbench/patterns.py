@@ -26,7 +26,16 @@ from torch import nn
 
 from .masks import qualified
 
-PATTERNS = ("unstructured", "N:M (e.g. 2:4)", "blockRxC (e.g. block1x4, block4x4)", "kernel", "neuron", "filter", "channel", "head")
+PATTERNS = (
+    "unstructured",
+    "N:M (e.g. 2:4)",
+    "blockRxC (e.g. block1x4, block4x4)",
+    "kernel",
+    "neuron",
+    "filter",
+    "channel",
+    "head",
+)
 OUTPUT_PATTERNS = ("neuron", "filter")  # whole output units: rows of a Linear, filters of a Conv
 PRUNABLE_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
@@ -53,8 +62,14 @@ def parse_pattern(pattern: str | Pattern) -> Pattern:
     if isinstance(pattern, Pattern):
         return pattern
     text = str(pattern).strip().lower()
-    simple = {"unstructured": "unstructured", "kernel": "kernel", "neuron": "output", "filter": "output",
-              "channel": "input", "head": "head"}
+    simple = {
+        "unstructured": "unstructured",
+        "kernel": "kernel",
+        "neuron": "output",
+        "filter": "output",
+        "channel": "input",
+        "head": "head",
+    }
     if text in simple:
         return Pattern(simple[text])
     if match := re.fullmatch(r"(\d+):(\d+)", text):
@@ -118,10 +133,14 @@ def _view2d_ids(weight: torch.Tensor, kind: str, block: tuple[int, int] | None) 
         return torch.arange(out_features).view(-1, *[1] * (weight.dim() - 1)).expand(weight.shape).clone(), out_features
     if kind == "input":
         in_features = weight.shape[1]
-        return torch.arange(in_features).view(1, -1, *[1] * (weight.dim() - 2)).expand(weight.shape).clone(), in_features
+        return torch.arange(in_features).view(1, -1, *[1] * (weight.dim() - 2)).expand(
+            weight.shape
+        ).clone(), in_features
     if kind == "kernel":
         pairs = weight.shape[0] * weight.shape[1]
-        return torch.arange(pairs).view(*weight.shape[:2], *[1] * (weight.dim() - 2)).expand(weight.shape).clone(), pairs
+        return torch.arange(pairs).view(*weight.shape[:2], *[1] * (weight.dim() - 2)).expand(
+            weight.shape
+        ).clone(), pairs
     rows, cols = block
     flat_cols = weight[0].numel()
     row_ids = torch.arange(out_features).div(rows, rounding_mode="floor").view(-1, 1)
@@ -182,7 +201,7 @@ class AttentionLayout:
             weight = getattr(module, child).weight
             key = qualified(qualified(name, child), "weight")
             rows = ids.setdefault(key, torch.full(weight.shape, -1, dtype=torch.long))
-            rows[offset:offset + self.width] = heads.view(-1, 1)
+            rows[offset : offset + self.width] = heads.view(-1, 1)
         if self.out is not None:
             out = getattr(module, self.out).weight
             ids[qualified(qualified(name, self.out), "weight")] = heads.view(1, -1).expand(out.shape[0], -1).clone()
@@ -191,7 +210,9 @@ class AttentionLayout:
 
 def attention_layout(module: nn.Module) -> AttentionLayout | None:
     """The head layout of an attention module (separate or fused q/k/v Linear layers), or None."""
-    heads_attr = next((a for a in HEAD_COUNTS if isinstance(getattr(module, a, None), int) and getattr(module, a) > 0), None)
+    heads_attr = next(
+        (a for a in HEAD_COUNTS if isinstance(getattr(module, a, None), int) and getattr(module, a) > 0), None
+    )
     if heads_attr is None:
         return None
     num_heads = getattr(module, heads_attr)
@@ -209,11 +230,17 @@ def attention_layout(module: nn.Module) -> AttentionLayout | None:
         qkv = ((fused, 0), (fused, width), (fused, 2 * width))
     else:
         return None
-    head_dim = next((getattr(module, a) for a in HEAD_SIZES if isinstance(getattr(module, a, None), int)), width // num_heads)
+    head_dim = next(
+        (getattr(module, a) for a in HEAD_SIZES if isinstance(getattr(module, a, None), int)), width // num_heads
+    )
     if head_dim < 1 or num_heads * head_dim != width:
         return None
     out = next((n for n in OUTS if n in linear and linear[n].in_features == width), None)
-    widths = tuple(a for a in WIDTHS if a not in (heads_attr,) and getattr(module, a, None) == width and type(getattr(module, a)) is int)
+    widths = tuple(
+        a
+        for a in WIDTHS
+        if a not in (heads_attr,) and getattr(module, a, None) == width and type(getattr(module, a)) is int
+    )
     return AttentionLayout(heads_attr, num_heads, head_dim, qkv, out, widths)
 
 
@@ -231,8 +258,10 @@ def attention_modules(model: nn.Module) -> dict[str, nn.Module]:
     """Modules with ``num_heads``, ``head_dim`` and Linear ``q``, ``k``, ``v``, ``out`` children."""
     found = {}
     for name, module in model.named_modules():
-        if hasattr(module, "num_heads") and hasattr(module, "head_dim") and all(
-            isinstance(getattr(module, part, None), nn.Linear) for part in ("q", "k", "v", "out")
+        if (
+            hasattr(module, "num_heads")
+            and hasattr(module, "head_dim")
+            and all(isinstance(getattr(module, part, None), nn.Linear) for part in ("q", "k", "v", "out"))
         ):
             found[name] = module
     return found
@@ -265,7 +294,9 @@ def build_targets(model: nn.Module, pattern: str | Pattern, exclude=()) -> list[
             if not _excluded(name, exclude):
                 targets.append(Target(name, layout.group_ids(name, model.get_submodule(name)), layout.num_heads))
         if not targets:
-            raise ValueError("the head pattern needs attention modules with a head count (num_heads, …) and q/k/v or fused qkv Linear layers; this model has none (not excluded)")
+            raise ValueError(
+                "the head pattern needs attention modules with a head count (num_heads, …) and q/k/v or fused qkv Linear layers; this model has none (not excluded)"
+            )
         return targets
     layers = prunable_layers(model, exclude)
     if pattern.kind == "output" and layers:
@@ -274,9 +305,13 @@ def build_targets(model: nn.Module, pattern: str | Pattern, exclude=()) -> list[
     if pattern.kind == "kernel":
         layers = {name: m for name, m in layers.items() if isinstance(m, (nn.Conv1d, nn.Conv2d))}
         if not layers:
-            raise ValueError("the kernel pattern prunes whole k×k kernels of Conv layers; this model has no Conv layer (not excluded)")
+            raise ValueError(
+                "the kernel pattern prunes whole k×k kernels of Conv layers; this model has no Conv layer (not excluded)"
+            )
     if not layers:
-        raise ValueError(f"nothing to prune: no Linear or Conv layer left for pattern {pattern.kind!r} (exclude={list(exclude)})")
+        raise ValueError(
+            f"nothing to prune: no Linear or Conv layer left for pattern {pattern.kind!r} (exclude={list(exclude)})"
+        )
     targets = []
     for name, layer in layers.items():
         weight_name = qualified(name, "weight")

@@ -86,10 +86,23 @@ class SparsityReport:
 
     def to_dict(self) -> dict:
         rows = [
-            {"name": l.name, "shape": list(l.shape), "total": l.total, "pruned": l.pruned, "kept": l.kept, "sparsity": l.sparsity}
+            {
+                "name": l.name,
+                "shape": list(l.shape),
+                "total": l.total,
+                "pruned": l.pruned,
+                "kept": l.kept,
+                "sparsity": l.sparsity,
+            }
             for l in self.layers
         ]
-        return {"layers": rows, "total": self.total, "pruned": self.pruned, "sparsity": self.sparsity, "notes": self.notes}
+        return {
+            "layers": rows,
+            "total": self.total,
+            "pruned": self.pruned,
+            "sparsity": self.sparsity,
+            "notes": self.notes,
+        }
 
     def __str__(self) -> str:
         width = max([len(l.name) for l in self.layers] + [5])
@@ -97,7 +110,9 @@ class SparsityReport:
         for l in self.layers:
             shape = "×".join(map(str, l.shape))
             lines.append(f"{l.name:<{width}}  {shape:<16} {l.kept:>9,} {l.total:>9,} {l.sparsity:>9.2%}")
-        lines.append(f"{'all':<{width}}  {'':<16} {self.total - self.pruned:>9,} {self.total:>9,} {self.sparsity:>9.2%}")
+        lines.append(
+            f"{'all':<{width}}  {'':<16} {self.total - self.pruned:>9,} {self.total:>9,} {self.sparsity:>9.2%}"
+        )
         return "\n".join(lines + [f"note: {note}" for note in self.notes])
 
 
@@ -165,8 +180,19 @@ class Pruner:
         criterion_options: extra keyword arguments of the criterion (e.g. seed, max_batches).
     """
 
-    def __init__(self, model, criterion="magnitude", pattern="unstructured", scope="local", data=None,
-                 exclude=(), reduce="l2", normalize=None, compose=False, criterion_options=None):
+    def __init__(
+        self,
+        model,
+        criterion="magnitude",
+        pattern="unstructured",
+        scope="local",
+        data=None,
+        exclude=(),
+        reduce="l2",
+        normalize=None,
+        compose=False,
+        criterion_options=None,
+    ):
         if scope not in SCOPES:
             raise ValueError(f"unknown scope {scope!r}; choose one of {', '.join(SCOPES)}")
         if reduce not in REDUCTIONS:
@@ -178,7 +204,9 @@ class Pruner:
         self.model, self.scope, self.compose = model, scope, compose
         self.criterion = get_criterion(criterion)
         if self.criterion.needs_data and data is None:
-            raise ValueError(f"criterion {criterion!r} scores with data: pass data=<DatasetSplits, Dataset, DataLoader or (inputs, labels)>")
+            raise ValueError(
+                f"criterion {criterion!r} scores with data: pass data=<DatasetSplits, Dataset, DataLoader or (inputs, labels)>"
+            )
         self.pattern = parse_pattern(pattern)
         self.targets: list[Target] = build_targets(model, self.pattern, exclude)
         self.names = [name for target in self.targets for name in target.group_ids]
@@ -190,8 +218,11 @@ class Pruner:
         self.scores = {name: scores[name].detach() for name in self.names}
         if self.pattern.kind == "nm":
             self.nm_masks = {
-                name: nm_keep(self.scores[name].cpu(), ids, t.num_groups, self.pattern.n, self.pattern.m).to(self.weights[name].device)
-                for t in self.targets for name, ids in t.group_ids.items()
+                name: nm_keep(self.scores[name].cpu(), ids, t.num_groups, self.pattern.n, self.pattern.m).to(
+                    self.weights[name].device
+                )
+                for t in self.targets
+                for name, ids in t.group_ids.items()
             }
             return
         group_scores = [self._group_scores(t, reduce) for t in self.targets]
@@ -234,11 +265,15 @@ class Pruner:
         layer_sparsity = dict(layer_sparsity or {})
         unknown = set(layer_sparsity) - names
         if unknown:
-            raise ValueError(f"layer_sparsity names {sorted(unknown)} are not pruned by this pattern; choose from {sorted(names)}")
+            raise ValueError(
+                f"layer_sparsity names {sorted(unknown)} are not pruned by this pattern; choose from {sorted(names)}"
+            )
         base = 0.0 if sparsity is None else check_sparsity(sparsity)
         return [check_sparsity(layer_sparsity.get(t.name, base), f"sparsity of {t.name!r}") for t in self.targets]
 
-    def masks(self, sparsity: float | None = None, layer_sparsity: dict[str, float] | None = None) -> dict[str, torch.Tensor]:
+    def masks(
+        self, sparsity: float | None = None, layer_sparsity: dict[str, float] | None = None
+    ) -> dict[str, torch.Tensor]:
         """Bool masks (True = kept) by state_dict name; the model is not touched."""
         masks, _ = self._select(sparsity, layer_sparsity)
         return masks
@@ -248,7 +283,9 @@ class Pruner:
         if self.pattern.kind == "nm":
             fixed = self.pattern.fixed_sparsity
             if layer_sparsity or (sparsity is not None and abs(check_sparsity(sparsity) - fixed) > 1e-9):
-                raise ValueError(f"{self.pattern.n}:{self.pattern.m} fixes the sparsity at {fixed:g}; pass sparsity=None or {fixed:g}")
+                raise ValueError(
+                    f"{self.pattern.n}:{self.pattern.m} fixes the sparsity at {fixed:g}; pass sparsity=None or {fixed:g}"
+                )
             return self._composed(dict(self.nm_masks)), notes
         if self.scope == "global":
             if layer_sparsity:
@@ -264,7 +301,9 @@ class Pruner:
             keeps = [ranks >= threshold for ranks in self.global_ranks]
         else:
             keeps = []
-            for target, ranks, s in zip(self.targets, self.local_ranks, self._target_sparsities(sparsity, layer_sparsity)):
+            for target, ranks, s in zip(
+                self.targets, self.local_ranks, self._target_sparsities(sparsity, layer_sparsity)
+            ):
                 count = round(s * target.num_groups)
                 if count >= target.num_groups:
                     count = target.num_groups - 1
@@ -278,7 +317,10 @@ class Pruner:
 
     def _composed(self, masks):
         if self.compose:
-            return {name: mask & self.current_masks[name] if name in self.current_masks else mask for name, mask in masks.items()}
+            return {
+                name: mask & self.current_masks[name] if name in self.current_masks else mask
+                for name, mask in masks.items()
+            }
         return masks
 
     def apply(self, sparsity: float | None = None, layer_sparsity: dict[str, float] | None = None) -> PruneResult:
@@ -306,9 +348,21 @@ class Pruner:
         return (predictions == labels).float().mean().item()
 
 
-def prune(model: nn.Module, sparsity: float | None = 0.5, criterion: str = "magnitude", pattern: str = "unstructured",
-          scope: str = "local", data=None, exclude=(), layer_sparsity: dict[str, float] | None = None,
-          compose: bool = False, iterations: int = 1, coupled: bool = False, example_inputs=None, **options) -> PruneResult:
+def prune(
+    model: nn.Module,
+    sparsity: float | None = 0.5,
+    criterion: str = "magnitude",
+    pattern: str = "unstructured",
+    scope: str = "local",
+    data=None,
+    exclude=(),
+    layer_sparsity: dict[str, float] | None = None,
+    compose: bool = False,
+    iterations: int = 1,
+    coupled: bool = False,
+    example_inputs=None,
+    **options,
+) -> PruneResult:
     """Mask ``model`` in place and report what was pruned; a failed call leaves the model untouched.
 
     Args:
@@ -339,14 +393,27 @@ def prune(model: nn.Module, sparsity: float | None = 0.5, criterion: str = "magn
         from .structure.group_prune import GroupPruner  # structure builds on this module
 
         if iterations != 1 or layer_sparsity or set(options) - {"criterion_options", "keep_multiple"}:
-            raise ValueError("coupled=True prunes one sparsity over whole groups: iterations, layer_sparsity, reduce and normalize do not apply")
-        pruner = GroupPruner(model, criterion, example_inputs, pattern=pattern, scope=scope, data=data, exclude=exclude,
-                             compose=compose, **options)
+            raise ValueError(
+                "coupled=True prunes one sparsity over whole groups: iterations, layer_sparsity, reduce and normalize do not apply"
+            )
+        pruner = GroupPruner(
+            model,
+            criterion,
+            example_inputs,
+            pattern=pattern,
+            scope=scope,
+            data=data,
+            exclude=exclude,
+            compose=compose,
+            **options,
+        )
         return pruner.apply(check_sparsity(0.0 if sparsity is None else sparsity))
     if example_inputs is not None:
         raise ValueError("example_inputs traces the model for coupled=True; per-layer patterns do not need it")
     if iterations == 1:
-        return Pruner(model, criterion, pattern, scope, data, exclude, compose=compose, **options).apply(sparsity, layer_sparsity)
+        return Pruner(model, criterion, pattern, scope, data, exclude, compose=compose, **options).apply(
+            sparsity, layer_sparsity
+        )
     if sparsity is None or layer_sparsity:
         raise ValueError("iterations > 1 needs one overall sparsity (no layer_sparsity, no N:M)")
     density = 1 - check_sparsity(sparsity)

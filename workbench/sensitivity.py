@@ -58,8 +58,10 @@ class SensitivityResult:
 def scan(pruner: Pruner, split, sparsities=SPARSITIES) -> SensitivityResult:
     """The sensitivity scan of an existing ``Pruner`` (local scope, a pattern with adjustable sparsity)."""
     if pruner.scope != "local" or pruner.pattern.fixed_sparsity is not None:
-        raise ValueError("a sensitivity scan sets each layer's own sparsity: it needs scope='local' and a pattern "
-                         "whose sparsity can change (N:M fixes it)")
+        raise ValueError(
+            "a sensitivity scan sets each layer's own sparsity: it needs scope='local' and a pattern "
+            "whose sparsity can change (N:M fixes it)"
+        )
     grid = np.unique([check_sparsity(s) for s in sparsities])
     if len(grid) == 0:
         raise ValueError("sparsities is empty: give at least one grid sparsity")
@@ -71,8 +73,9 @@ def scan(pruner: Pruner, split, sparsities=SPARSITIES) -> SensitivityResult:
     return SensitivityResult(grid, accuracies, baseline)
 
 
-def sensitivity(model, split, criterion="magnitude", pattern="unstructured", sparsities=SPARSITIES, data=None,
-                **pruner_options) -> SensitivityResult:
+def sensitivity(
+    model, split, criterion="magnitude", pattern="unstructured", sparsities=SPARSITIES, data=None, **pruner_options
+) -> SensitivityResult:
     """Prune each target of ``pattern`` alone at every grid sparsity; accuracy on ``split``.
 
     Args:

@@ -74,21 +74,46 @@ class ShrinkSweep:
         data: what data-driven criteria score on.
     """
 
-    def __init__(self, model: nn.Module, criterion: str = "l1", pattern: str = "channel", *, split, example_inputs,
-                 timing_inputs, sparsities=GRID, threads: int = 1, min_run_time: float = 0.2, rounds: int = 4, data=None,
-                 progress: bool = True):
+    def __init__(
+        self,
+        model: nn.Module,
+        criterion: str = "l1",
+        pattern: str = "channel",
+        *,
+        split,
+        example_inputs,
+        timing_inputs,
+        sparsities=GRID,
+        threads: int = 1,
+        min_run_time: float = 0.2,
+        rounds: int = 4,
+        data=None,
+        progress: bool = True,
+    ):
         if pattern not in PATTERNS:
             raise ValueError(f"pattern {pattern!r} is not structured; choose one of {', '.join(PATTERNS)}")
         self.model, self.criterion, self.pattern = model, criterion, pattern
         self.split, self.example_inputs, self.timing_inputs = split, example_inputs, timing_inputs
         self.sparsities = tuple(float(s) for s in sparsities)
-        if not self.sparsities or sorted(set(self.sparsities)) != list(self.sparsities) or not 0 <= self.sparsities[0] <= self.sparsities[-1] < 1:
+        if (
+            not self.sparsities
+            or sorted(set(self.sparsities)) != list(self.sparsities)
+            or not 0 <= self.sparsities[0] <= self.sparsities[-1] < 1
+        ):
             raise ValueError(f"sparsities must be increasing values in [0, 1), got {sparsities!r}")
-        self.threads, self.min_run_time, self.rounds, self.data, self.progress = threads, min_run_time, rounds, data, progress
+        self.threads, self.min_run_time, self.rounds, self.data, self.progress = (
+            threads,
+            min_run_time,
+            rounds,
+            data,
+            progress,
+        )
 
     def run(self) -> ShrinkSweep:
         """Score once; shrink and evaluate at every grid sparsity; then time all of them and the dense model, interleaved."""
-        self.pruner_ = GroupPruner(self.model, self.criterion, self.example_inputs, pattern=PATTERNS[self.pattern], data=self.data)
+        self.pruner_ = GroupPruner(
+            self.model, self.criterion, self.example_inputs, pattern=PATTERNS[self.pattern], data=self.data
+        )
         dense = self.pruner_.plain
         self.weights_ = {name: tensor.detach().clone() for name, tensor in dense.state_dict().items()}
         self.dense_shapes_ = model_shapes(dense)
@@ -106,8 +131,14 @@ class ShrinkSweep:
             models = {_architecture(self.dense_shapes_): dense}
             for point in self.points_:
                 models.setdefault(_architecture(point.shapes), point.model)
-            timed = compare_latency(models, self.timing_inputs, device="cpu", threads=self.threads,
-                                    min_run_time=self.min_run_time, rounds=self.rounds)
+            timed = compare_latency(
+                models,
+                self.timing_inputs,
+                device="cpu",
+                threads=self.threads,
+                min_run_time=self.min_run_time,
+                rounds=self.rounds,
+            )
             bar.update()
         self.dense_latency_ = timed[_architecture(self.dense_shapes_)]
         for point in self.points_:
@@ -126,8 +157,17 @@ class ShrinkSweep:
             masked = {name: p * masks[name] if name in masks else p for name, p in dense.named_parameters()}
             expected = functional_call(dense, masked, (inputs,))
             difference = float((small(inputs) - expected).abs().max() / expected.abs().max().clamp_min(1e-12))
-        return ShrinkPoint(sparsity, small, report, model_shapes(small), sum(p.numel() for p in small.parameters()),
-                           flops(small, inputs[:1]), evaluate(small, self.split), difference, dict(report.removed))
+        return ShrinkPoint(
+            sparsity,
+            small,
+            report,
+            model_shapes(small),
+            sum(p.numel() for p in small.parameters()),
+            flops(small, inputs[:1]),
+            evaluate(small, self.split),
+            difference,
+            dict(report.removed),
+        )
 
     def index(self, sparsity: float) -> int:
         """Index of the grid point nearest ``sparsity``."""
@@ -141,7 +181,9 @@ class ShrinkSweep:
         """Layer ``layer``'s dense weight with the rows and columns removed at ``sparsity``."""
         name = f"{layer}.weight"
         if name not in self.weights_:
-            raise ValueError(f"{layer!r} is not a Linear/Conv layer of the model; choose one of {', '.join(self.layers_)}")
+            raise ValueError(
+                f"{layer!r} is not a Linear/Conv layer of the model; choose one of {', '.join(self.layers_)}"
+            )
         point = self.at(sparsity)
         return layer_cuts({name: self.weights_[name]}, point.report.graph, point.removed)[layer]
 
@@ -161,8 +203,18 @@ def _architecture(shapes: dict[str, str]) -> str:
 _SWEEPS: dict[tuple, ShrinkSweep] = {}
 
 
-def shrink_sweep(model_name: str, criterion: str = "l1", pattern: str = "channel", *, split: str = "val", batch: int = 256,
-                 sparsities=GRID, threads: int = 1, min_run_time: float = 0.2, progress: bool = True) -> ShrinkSweep:
+def shrink_sweep(
+    model_name: str,
+    criterion: str = "l1",
+    pattern: str = "channel",
+    *,
+    split: str = "val",
+    batch: int = 256,
+    sparsities=GRID,
+    threads: int = 1,
+    min_run_time: float = 0.2,
+    progress: bool = True,
+) -> ShrinkSweep:
     """The (cached) sweep of a shipped model on digits: accuracy on ``split``, latency on ``batch`` training images.
 
     Data-driven criteria score on the training split. Cached per (model, criterion, pattern) and the other arguments.
@@ -176,7 +228,17 @@ def shrink_sweep(model_name: str, criterion: str = "l1", pattern: str = "channel
         images = digits.train.tensors[0]
         if not 1 <= batch <= len(images):
             raise ValueError(f"batch must be in 1..{len(images)} (training images), got {batch}")
-        _SWEEPS[key] = ShrinkSweep(pretrained(model_name), criterion, pattern, split=getattr(digits, split), example_inputs=images[:8],
-                                   timing_inputs=images[:batch], sparsities=sparsities, threads=threads,
-                                   min_run_time=min_run_time, data=digits.train, progress=progress).run()
+        _SWEEPS[key] = ShrinkSweep(
+            pretrained(model_name),
+            criterion,
+            pattern,
+            split=getattr(digits, split),
+            example_inputs=images[:8],
+            timing_inputs=images[:batch],
+            sparsities=sparsities,
+            threads=threads,
+            min_run_time=min_run_time,
+            data=digits.train,
+            progress=progress,
+        ).run()
     return _SWEEPS[key]

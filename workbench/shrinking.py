@@ -30,17 +30,38 @@ from .structure.group_prune import GroupPruner
 from .structure.shrink import ShrinkReport, shrink_masked
 
 
-def shrink_with_report(model: nn.Module, example_inputs=None, *, masks=None, sparsity=None, pattern=None, criterion="l1",
-                       scope="local", data=None, keep_multiple: int = 1, exclude=()) -> tuple[nn.Module, ShrinkReport]:
+def shrink_with_report(
+    model: nn.Module,
+    example_inputs=None,
+    *,
+    masks=None,
+    sparsity=None,
+    pattern=None,
+    criterion="l1",
+    scope="local",
+    data=None,
+    keep_multiple: int = 1,
+    exclude=(),
+) -> tuple[nn.Module, ShrinkReport]:
     """``shrink``, also returning the ``ShrinkReport`` (shapes before → after, parameters, notes, timings)."""
     if sparsity is None:
         if pattern is not None or exclude:
-            raise ValueError("pattern and exclude choose units to prune: pass them with sparsity=, or prune first and shrink the masks")
+            raise ValueError(
+                "pattern and exclude choose units to prune: pass them with sparsity=, or prune first and shrink the masks"
+            )
         return shrink_masked(model, masks, example_inputs, keep_multiple=keep_multiple)
     if masks is not None:
         raise ValueError("pass either masks (shrink what they removed) or sparsity (choose units now), not both")
-    pruner = GroupPruner(model, criterion, example_inputs, pattern=pattern, scope=scope, data=data,
-                         keep_multiple=keep_multiple, exclude=exclude)
+    pruner = GroupPruner(
+        model,
+        criterion,
+        example_inputs,
+        pattern=pattern,
+        scope=scope,
+        data=data,
+        keep_multiple=keep_multiple,
+        exclude=exclude,
+    )
     removed, notes = pruner.plan(sparsity)
     chosen = pruner.masks_for(removed)
     current = get_masks(model)
@@ -50,8 +71,19 @@ def shrink_with_report(model: nn.Module, example_inputs=None, *, masks=None, spa
     return small, report
 
 
-def shrink(model: nn.Module, example_inputs=None, *, masks=None, sparsity=None, pattern=None, criterion="l1",
-           scope="local", data=None, keep_multiple: int = 1, exclude=()) -> nn.Module:
+def shrink(
+    model: nn.Module,
+    example_inputs=None,
+    *,
+    masks=None,
+    sparsity=None,
+    pattern=None,
+    criterion="l1",
+    scope="local",
+    data=None,
+    keep_multiple: int = 1,
+    exclude=(),
+) -> nn.Module:
     """A smaller plain copy of ``model`` without its pruned units; the original is not modified.
 
     Args:
@@ -67,5 +99,15 @@ def shrink(model: nn.Module, example_inputs=None, *, masks=None, sparsity=None, 
         keep_multiple: round the kept units of each group up to a multiple of this.
         exclude: module names or globs whose output groups stay whole.
     """
-    return shrink_with_report(model, example_inputs, masks=masks, sparsity=sparsity, pattern=pattern, criterion=criterion,
-                              scope=scope, data=data, keep_multiple=keep_multiple, exclude=exclude)[0]
+    return shrink_with_report(
+        model,
+        example_inputs,
+        masks=masks,
+        sparsity=sparsity,
+        pattern=pattern,
+        criterion=criterion,
+        scope=scope,
+        data=data,
+        keep_multiple=keep_multiple,
+        exclude=exclude,
+    )[0]

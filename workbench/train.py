@@ -144,7 +144,9 @@ def fine_tune(model: nn.Module, data, *, epochs: int = 3, lr: float = 5e-4, **kw
 def predict(model: nn.Module, split, batch_size: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and labels of a split (Dataset, DataLoader or (inputs, labels) tuple), on the CPU."""
     if isinstance(split, DatasetSplits) or not isinstance(split, (tuple, DataLoader, Dataset)):
-        raise ValueError(f"split must be a Dataset, DataLoader or (inputs, labels) tuple (e.g. data.test), got {type(split).__name__}")
+        raise ValueError(
+            f"split must be a Dataset, DataLoader or (inputs, labels) tuple (e.g. data.test), got {type(split).__name__}"
+        )
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()

@@ -111,7 +111,9 @@ def shift_augment(max_shift: int):
     return augment
 
 
-def train_checkpoint(name: str, directory: Path | None = None, progress: bool = True, epochs: int | None = None) -> dict:
+def train_checkpoint(
+    name: str, directory: Path | None = None, progress: bool = True, epochs: int | None = None
+) -> dict:
     """Train model ``name`` with its recipe on CPU and write ``NAME.pt`` + ``NAME.json``; returns the metadata.
 
     The same seed and machine give the same weights, so the shipped files can be regenerated.

@@ -39,14 +39,56 @@ from ..patterns import attention_layouts
 LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 ELEMENTWISE = {
-    "relu", "relu_", "gelu", "gelu_", "silu", "silu_", "sigmoid", "sigmoid_", "tanh", "tanh_", "hardtanh", "hardtanh_",
-    "leaky_relu", "leaky_relu_", "elu", "elu_", "dropout", "dropout_", "clone", "contiguous", "alias", "detach",
-    "hardswish", "hardswish_", "hardsigmoid", "relu6", "mish", "softplus", "abs", "neg", "exp", "log", "sqrt",
-    "_to_copy", "to", "feature_dropout", "alpha_dropout",
+    "relu",
+    "relu_",
+    "gelu",
+    "gelu_",
+    "silu",
+    "silu_",
+    "sigmoid",
+    "sigmoid_",
+    "tanh",
+    "tanh_",
+    "hardtanh",
+    "hardtanh_",
+    "leaky_relu",
+    "leaky_relu_",
+    "elu",
+    "elu_",
+    "dropout",
+    "dropout_",
+    "clone",
+    "contiguous",
+    "alias",
+    "detach",
+    "hardswish",
+    "hardswish_",
+    "hardsigmoid",
+    "relu6",
+    "mish",
+    "softplus",
+    "abs",
+    "neg",
+    "exp",
+    "log",
+    "sqrt",
+    "_to_copy",
+    "to",
+    "feature_dropout",
+    "alpha_dropout",
 }
 BINARY = {"add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_"}
-POOLS = {"avg_pool1d", "avg_pool2d", "max_pool1d", "max_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
-         "adaptive_max_pool2d", "max_pool2d_with_indices", "_adaptive_avg_pool2d"}
+POOLS = {
+    "avg_pool1d",
+    "avg_pool2d",
+    "max_pool1d",
+    "max_pool2d",
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool2d",
+    "max_pool2d_with_indices",
+    "_adaptive_avg_pool2d",
+}
 REDUCTIONS = {"mean", "sum", "amax", "amin"}
 RESHAPES = {"view", "reshape", "_unsafe_view", "flatten", "unflatten", "squeeze", "unsqueeze"}
 BATCH_NORMS = {"batch_norm", "_native_batch_norm_legit_no_training", "native_batch_norm", "_native_batch_norm_legit"}
@@ -98,7 +140,9 @@ class ConsumerPoint:
 
     def member(self, group: DependencyGroup) -> Member:
         """The consumer member of ``group`` this point reads through."""
-        return next(m for m in group.members if m.role == "consumer" and m.param == self.param and m.offset == self.offset)
+        return next(
+            m for m in group.members if m.role == "consumer" and m.param == self.param and m.offset == self.offset
+        )
 
 
 @dataclass
@@ -200,7 +244,8 @@ class _Tracer:
         self.attentions = attention_layouts(model)
         self.projections = {  # q/k/v Linear module name → (attention module name, "q"|"k"|"v"|"qkv")
             (f"{name}.{child}" if name else child): (name, "qkv" if layout.qkv[0][0] == layout.qkv[1][0] else "qkv"[i])
-            for name, layout in self.attentions.items() for i, (child, _) in enumerate(layout.qkv)
+            for name, layout in self.attentions.items()
+            for i, (child, _) in enumerate(layout.qkv)
         }
         self.spaces: dict[int, _Space] = {}
         self.parent: dict[int, int] = {}
@@ -256,7 +301,9 @@ class _Tracer:
             space.reasons.append(reason)
 
     def unsupported(self, node, sids, why="is not supported by structured shrinking"):
-        message = f"node {node.name!r} ({node.target}{self._where(node)}) {why}; the channels it touches are left unpruned"
+        message = (
+            f"node {node.name!r} ({node.target}{self._where(node)}) {why}; the channels it touches are left unpruned"
+        )
         if message not in self.messages:
             self.messages.append(message)
             warnings.warn(message, stacklevel=4)
@@ -323,6 +370,7 @@ class _Tracer:
             elif isinstance(a, dict):
                 for b in a.values():
                     visit(b)
+
         visit(args)
         return out
 
@@ -372,7 +420,7 @@ class _Tracer:
         if op in POOLS and one:
             sid, dim, inner = self.ann[x]
             rank = len(_val(x).shape)
-            if dim != 1 - rank and not (rank == 3 and dim == -3) or inner != 1:
+            if (dim != 1 - rank and not (rank == 3 and dim == -3)) or inner != 1:
                 return self.unsupported(node, [sid], "pools over the channel dim")
             self.ann[node] = (sid, dim - rank + len(out.shape), 1) if out is not None else (sid, dim, 1)
             return
@@ -401,7 +449,9 @@ class _Tracer:
         if attention is None or not heads:
             return False
         if len(heads) != len(spaced):
-            self.unsupported(node, self.sids(spaced), f"mixes other channels with the heads of attention module {attention!r}")
+            self.unsupported(
+                node, self.sids(spaced), f"mixes other channels with the heads of attention module {attention!r}"
+            )
             return True
         out = _val(node)
         layout = self.attentions[attention]
@@ -421,7 +471,9 @@ class _Tracer:
         if part == "qkv":  # fused: q and k rows at offsets 0 and width (outer 2), v rows at 2·width
             for name in filter(None, (wname, bname)):
                 self.add_member(sid, name, 0, "member", module_name, hd, 2)
-                self.add_member(sid, name, 0, "producer" if name == wname else "member", module_name, hd, 1, 2 * layout.width)
+                self.add_member(
+                    sid, name, 0, "producer" if name == wname else "member", module_name, hd, 1, 2 * layout.width
+                )
             self.internal[node] = sid
             return
         self.add_member(sid, wname, 0, "producer" if part == "v" else "member", module_name, hd)
@@ -441,8 +493,11 @@ class _Tracer:
         module = self.modules.get(module_name)
         out_dim = -1 if op == "linear" else 1 - len(out.shape)
         if wname is None or not isinstance(module, LAYERS) or self.weight_uses.get(wname, 0) != 1:
-            why = "uses a weight that is not a Linear/Conv module parameter" if wname is None or not isinstance(module, LAYERS) \
+            why = (
+                "uses a weight that is not a Linear/Conv module parameter"
+                if wname is None or not isinstance(module, LAYERS)
                 else f"calls module {module_name!r} more than once"
+            )
             self.unsupported(node, in_sids, why)
             return
         if x in self.internal:
@@ -511,9 +566,14 @@ class _Tracer:
                 pname = self.params[arg]
                 self.add_member(sid, pname, value.dim() + dim, "member", pname.rpartition(".")[0])
             elif arg in self.params:
-                return self.unsupported(node, [sid], f"combines the channels with tensor {arg.name!r} that cannot be sliced")
+                return self.unsupported(
+                    node, [sid], f"combines the channels with tensor {arg.name!r} that cannot be sliced"
+                )
             else:  # channels from the model input or an untracked computation: they stay
-                self.block(sid, f"combined at node {node.name!r}{self._where(node)} with {arg.name!r}, whose channels are fixed")
+                self.block(
+                    sid,
+                    f"combined at node {node.name!r}{self._where(node)} with {arg.name!r}, whose channels are fixed",
+                )
         self.ann[node] = (sid, dim, inner)
 
     def cat(self, node):
@@ -559,7 +619,11 @@ class _Tracer:
             return
         root = self.space(sid)
         if _op_name(node.target) != "chunk" or len(set(widths)) != 1 or sum(widths) != root.size:
-            return self.unsupported(node, [sid], "splits the channels at sizes fixed in the model's code (only chunk into equal pieces can shrink)")
+            return self.unsupported(
+                node,
+                [sid],
+                "splits the channels at sizes fixed in the model's code (only chunk into equal pieces can shrink)",
+            )
         if inner != 1 or root.parts is not None or root.units_per_group > 1:
             return self.unsupported(node, [sid], "splits channels that are concatenated, grouped or flattened")
         piece = self.new_space(root.kind, widths[0])
@@ -588,7 +652,15 @@ class _Tracer:
             return self.unsupported(node, [sid], "normalizes a dim other than the channel dim")
         for arg in node.args[1:5]:
             if isinstance(arg, torch.fx.Node) and arg in self.params:
-                self.add_member(sid, self.params[arg], 0, "member", self.params[arg].rpartition(".")[0], inner, shape[1] // (size * inner))
+                self.add_member(
+                    sid,
+                    self.params[arg],
+                    0,
+                    "member",
+                    self.params[arg].rpartition(".")[0],
+                    inner,
+                    shape[1] // (size * inner),
+                )
         self.ann[node] = (sid, dim, inner)
 
     def layer_norm(self, node, op):
@@ -600,7 +672,10 @@ class _Tracer:
                 if isinstance(arg, torch.fx.Node) and arg in self.params:
                     pname = self.params[arg]
                     self.add_member(sid, pname, len(shape) + dim, "member", pname.rpartition(".")[0], inner)
-            self.block(sid, f"normalized by {op} at node {node.name!r}{self._where(node)}: removing channels would change its mean and variance")
+            self.block(
+                sid,
+                f"normalized by {op} at node {node.name!r}{self._where(node)}: removing channels would change its mean and variance",
+            )
         self.ann[node] = (sid, dim, inner)
 
     def group_norm(self, node):
@@ -614,7 +689,9 @@ class _Tracer:
         if dim != 1 - _val(x).dim() or space.parts is not None or channels != space.size * inner or per_group % inner:
             return self.unsupported(node, [sid], "normalizes groups that do not line up with whole channels")
         if weight not in self.params or bias not in self.params:
-            return self.unsupported(node, [sid], "is a GroupNorm without affine parameters (its group count could not be updated)")
+            return self.unsupported(
+                node, [sid], "is a GroupNorm without affine parameters (its group count could not be updated)"
+            )
         for arg in (weight, bias):
             self.add_member(sid, self.params[arg], 0, "member", self.params[arg].rpartition(".")[0], inner)
         space.units_per_group = math.lcm(space.units_per_group, per_group // inner)
@@ -647,7 +724,7 @@ class _Tracer:
         for q in range(len(shape_out)):
             if _prod(shape_out[:q]) == before and shape_out[q] % channel_block == 0:
                 extra = shape_out[q] // channel_block
-                if _prod(shape_in[p + 1:]) == extra * _prod(shape_out[q + 1:]) and shape_in[p] == size * inner:
+                if _prod(shape_in[p + 1 :]) == extra * _prod(shape_out[q + 1 :]) and shape_in[p] == size * inner:
                     self.ann[node] = (sid, q - len(shape_out), inner * extra)
                     return
         self.unsupported(node, [sid], "reshapes the channel dim")
@@ -690,7 +767,9 @@ class _Tracer:
             for m in members:
                 if m.outer != 1:
                     self.block(part, f"{m.param} reads concatenated channels more than once")
-                self.add_member(part, m.param, m.dim, m.role, m.module, m.block * inner, m.outer, m.offset + offset * m.block)
+                self.add_member(
+                    part, m.param, m.dim, m.role, m.module, m.block * inner, m.outer, m.offset + offset * m.block
+                )
             for c in consumers:
                 point = ConsumerPoint(c.module, c.param, c.dim, c.block * inner, c.outer, c.offset + offset * c.block)
                 self.space(part).consumers.append(point)
@@ -701,7 +780,9 @@ class _Tracer:
         """Hand the members of concatenated tensors to their parts, then make GroupNorm groups the units."""
         composites = sorted((s for s in self.spaces if self.spaces[s].parts is not None), reverse=True)
         for _ in range(len(composites) + 1):  # a part may itself be (merged into) a concatenation
-            pending = [s for s in composites if self.spaces[s].members or self.spaces[s].consumers or self.spaces[s].reasons]
+            pending = [
+                s for s in composites if self.spaces[s].members or self.spaces[s].consumers or self.spaces[s].reasons
+            ]
             for sid in pending:
                 self.distribute(self.spaces[sid])
         roots = sorted({self.find(s) for s in self.spaces} - set(composites))
@@ -727,9 +808,11 @@ def export_model(model: nn.Module, example_inputs):
     """``torch.export.export`` with a ValueError naming the model when it cannot be traced."""
     try:
         return torch.export.export(model, as_inputs(example_inputs))
-    except Exception as error:  # noqa: BLE001 - any tracing failure is reported the same way
+    except Exception as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"cannot trace {type(model).__name__} with torch.export (needed to find coupled channels): {first}") from error
+        raise ValueError(
+            f"cannot trace {type(model).__name__} with torch.export (needed to find coupled channels): {first}"
+        ) from error
 
 
 def _check_members(group: DependencyGroup, state: dict[str, torch.Tensor], claimed: dict) -> None:
@@ -761,7 +844,9 @@ def trace_groups(model: nn.Module, example_inputs) -> DependencyGraph:
     groups, claimed = [], {}
     for index, root in enumerate(roots):
         space = tracer.spaces[root]
-        group = DependencyGroup(index, space.kind, space.size, space.members, space.consumers, list(space.reasons), space.attention)
+        group = DependencyGroup(
+            index, space.kind, space.size, space.members, space.consumers, list(space.reasons), space.attention
+        )
         if not group.producers and group.kind == "channel":
             group.reasons.append("no producing layer")
         groups.append(group)

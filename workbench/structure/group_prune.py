@@ -33,7 +33,8 @@ from ..masks import apply_masks, bake, undo
 from ..measure import as_inputs
 from ..pruner import SCOPES, PruneResult, check_sparsity, report_from_masks
 from .graph import DependencyGraph, DependencyGroup, Member, trace_groups
-from .shrink import _group_label as _label, default_inputs
+from .shrink import _group_label as _label
+from .shrink import default_inputs
 
 GROUP_PATTERNS = {"neuron": "channel", "filter": "channel", "channel": "channel", "head": "head", None: None}
 NORMS = ("l1", "l2")  # direct weight norms; every other name comes from workbench.criteria.CRITERIA
@@ -64,10 +65,24 @@ class GroupPruner:
         criterion_options: extra keyword arguments of the criterion.
     """
 
-    def __init__(self, model, criterion="l1", example_inputs=None, *, pattern=None, scope="local", data=None,
-                 keep_multiple=1, exclude=(), compose=False, criterion_options=None):
+    def __init__(
+        self,
+        model,
+        criterion="l1",
+        example_inputs=None,
+        *,
+        pattern=None,
+        scope="local",
+        data=None,
+        keep_multiple=1,
+        exclude=(),
+        compose=False,
+        criterion_options=None,
+    ):
         if pattern not in GROUP_PATTERNS:
-            raise ValueError(f"pattern {pattern!r} does not remove whole units; choose one of neuron, filter, channel, head (or None for all)")
+            raise ValueError(
+                f"pattern {pattern!r} does not remove whole units; choose one of neuron, filter, channel, head (or None for all)"
+            )
         if scope not in SCOPES:
             raise ValueError(f"unknown scope {scope!r}; choose one of {', '.join(SCOPES)}")
         if not isinstance(keep_multiple, int) or keep_multiple < 1:
@@ -75,7 +90,9 @@ class GroupPruner:
         if criterion not in NORMS:
             spec = get_criterion(criterion)
             if spec.needs_data and data is None:
-                raise ValueError(f"criterion {criterion!r} scores with data: pass data=<DatasetSplits, Dataset, DataLoader or (inputs, labels)>")
+                raise ValueError(
+                    f"criterion {criterion!r} scores with data: pass data=<DatasetSplits, Dataset, DataLoader or (inputs, labels)>"
+                )
         self.model, self.criterion, self.scope, self.keep_multiple = model, criterion, scope, keep_multiple
         self.compose = compose
         self.plain = copy.deepcopy(model)
@@ -86,28 +103,42 @@ class GroupPruner:
         exclude = (exclude,) if isinstance(exclude, str) else tuple(exclude)
         kind = GROUP_PATTERNS[pattern]
         self.groups: list[DependencyGroup] = [
-            g for g in self.graph.groups
-            if g.prunable and (kind is None or g.kind == kind) and g.size > 1
+            g
+            for g in self.graph.groups
+            if g.prunable
+            and (kind is None or g.kind == kind)
+            and g.size > 1
             and not any(fnmatch.fnmatchcase(m.module, p) for m in g.producers for p in exclude)
         ]
         if not self.groups:
             what = f"{pattern} " if pattern else ""
-            raise ValueError(f"{type(model).__name__} has no prunable {what}groups (see workbench.structure.trace_groups for why)")
+            raise ValueError(
+                f"{type(model).__name__} has no prunable {what}groups (see workbench.structure.trace_groups for why)"
+            )
         self.parameters = dict(self.plain.named_parameters())
         self.scores = self._score(data, criterion_options or {})
 
     def _scored_members(self, group: DependencyGroup) -> list[Member]:
         if self.criterion == "bn_scale":
-            return [m for m in group.members if m.param.endswith(".weight") and isinstance(self.plain.get_submodule(m.module), NORM_LAYERS)]
-        return [m for m in group.members if m.dim == 0 and m.param.endswith(".weight")
-                and isinstance(self.plain.get_submodule(m.module), LAYERS)]
+            return [
+                m
+                for m in group.members
+                if m.param.endswith(".weight") and isinstance(self.plain.get_submodule(m.module), NORM_LAYERS)
+            ]
+        return [
+            m
+            for m in group.members
+            if m.dim == 0 and m.param.endswith(".weight") and isinstance(self.plain.get_submodule(m.module), LAYERS)
+        ]
 
     def _score(self, data, options) -> list[torch.Tensor]:
         members = {g.id: self._scored_members(g) for g in self.groups}
         for group in self.groups:
             if not members[group.id]:
-                raise ValueError(f"criterion {self.criterion!r} cannot score group {group.id} ({group}); "
-                                 f"it has no {'BatchNorm' if self.criterion == 'bn_scale' else 'producing layer'}")
+                raise ValueError(
+                    f"criterion {self.criterion!r} cannot score group {group.id} ({group}); "
+                    f"it has no {'BatchNorm' if self.criterion == 'bn_scale' else 'producing layer'}"
+                )
         names = sorted({m.param for ms in members.values() for m in ms})
         if self.criterion == "l1":
             elements = {n: self.parameters[n].detach().abs() for n in names}
@@ -137,8 +168,10 @@ class GroupPruner:
             for group, low in zip(self.groups, minimum):
                 count = round(sparsity * group.size)
                 if count > group.size - low:
-                    notes.append(f"group {group.id} ({_label(group)}): sparsity {sparsity:g} would leave fewer than {low} "
-                                 f"of its {group.size} units; kept {low}")
+                    notes.append(
+                        f"group {group.id} ({_label(group)}): sparsity {sparsity:g} would leave fewer than {low} "
+                        f"of its {group.size} units; kept {low}"
+                    )
                     count = group.size - low
                 counts.append(count)
         else:
@@ -148,7 +181,9 @@ class GroupPruner:
             kept = group.size - count
             rounded = min(group.size, max(low, math.ceil(kept / self.keep_multiple) * self.keep_multiple))
             if rounded != kept:
-                notes.append(f"group {group.id} ({_label(group)}): keeps {rounded} units instead of {kept} (a multiple of {self.keep_multiple})")
+                notes.append(
+                    f"group {group.id} ({_label(group)}): keeps {rounded} units instead of {kept} (a multiple of {self.keep_multiple})"
+                )
             order = scores.argsort(stable=True)
             if group.size - rounded:
                 removed[group.id] = order[: group.size - rounded].sort().values
@@ -159,8 +194,10 @@ class GroupPruner:
         wanted = round(sparsity * total)
         reachable = total - sum(minimum)
         if wanted > reachable:
-            raise ValueError(f"global sparsity {sparsity:g} would remove {wanted} of {total} units, but every group keeps at least "
-                             f"{self.keep_multiple}: at most {reachable / total:.4f} is possible; lower the sparsity")
+            raise ValueError(
+                f"global sparsity {sparsity:g} would remove {wanted} of {total} units, but every group keeps at least "
+                f"{self.keep_multiple}: at most {reachable / total:.4f} is possible; lower the sparsity"
+            )
         candidates = []
         for index, (scores, low) in enumerate(zip(self.scores, minimum)):
             order = scores.argsort(stable=True)

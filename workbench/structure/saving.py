@@ -46,7 +46,14 @@ def save_shrunk(model: nn.Module, path, extra: dict | None = None) -> None:
     """Write ``model``'s state_dict to ``path`` and what rebuilds it to ``path`` with suffix .json."""
     path = check_path(path)
     config = getattr(model, "config", None)
-    name = next((spec.name for spec in MODELS.values() if isinstance(config, spec.config_class) and isinstance(model, spec.build)), None)
+    name = next(
+        (
+            spec.name
+            for spec in MODELS.values()
+            if isinstance(config, spec.config_class) and isinstance(model, spec.build)
+        ),
+        None,
+    )
     meta = {
         "model": name,
         "config": config_to_dict(config) if name else None,
@@ -74,20 +81,31 @@ def load_shrunk(path, template: nn.Module | None = None) -> nn.Module:
         raise ValueError(f"cannot read a shrunk model from {path} and {_meta_path(path).name}: {error}") from None
     if template is None:
         if not meta.get("model"):
-            raise ValueError(f"{path} holds a user's model: pass template=<a freshly built model of the original architecture>")
+            raise ValueError(
+                f"{path} holds a user's model: pass template=<a freshly built model of the original architecture>"
+            )
         template = build_model(meta["model"], meta["config"])
     model, layouts = template, attention_layouts(template)
     for module_name, module in list(model.named_modules()):
-        own = {leaf: state[key] for leaf in [*module._parameters, *module._buffers]
-               if (key := qualified(module_name, leaf)) in state}  # includes biases a shrink added
-        if any(getattr(module, leaf) is None or value.shape != getattr(module, leaf).shape for leaf, value in own.items()):
+        own = {
+            leaf: state[key]
+            for leaf in [*module._parameters, *module._buffers]
+            if (key := qualified(module_name, leaf)) in state
+        }  # includes biases a shrink added
+        if any(
+            getattr(module, leaf) is None or value.shape != getattr(module, leaf).shape for leaf, value in own.items()
+        ):
             resize(model, module_name, own)
     for module_name, count in meta.get("heads", {}).items():
         if module_name not in layouts:
-            raise ValueError(f"{path} has heads in {module_name!r}, which is no attention module of the template {type(model).__name__}")
+            raise ValueError(
+                f"{path} has heads in {module_name!r}, which is no attention module of the template {type(model).__name__}"
+            )
         set_head_count(model.get_submodule(module_name), layouts[module_name], count)
     try:
         model.load_state_dict(state)
     except RuntimeError as error:
-        raise ValueError(f"{path} does not fit the template {type(model).__name__}: {str(error).splitlines()[0]}") from None
+        raise ValueError(
+            f"{path} does not fit the template {type(model).__name__}: {str(error).splitlines()[0]}"
+        ) from None
     return model.eval()

@@ -52,7 +52,7 @@ class ShrinkReport:
 
     def __str__(self) -> str:
         ratio = self.params_after / self.params_before if self.params_before else 1.0
-        out = self.lines() + [f"parameters: {self.params_before:,} → {self.params_after:,} ({ratio:.1%})"]
+        out = [*self.lines(), f"parameters: {self.params_before:,} → {self.params_after:,} ({ratio:.1%})"]
         return "\n".join(out + [f"note: {n}" for n in self.notes])
 
 
@@ -124,17 +124,23 @@ def _check_constant(model, group, removed, captured, notes, explicit):
             scale = values.abs().max().clamp_min(1.0)
             if spread > TOLERANCE * scale:
                 if explicit:
-                    notes.append(f"group {group.id} unit {unit}: input of {point.module} is not constant; removed as asked (outputs change)")
+                    notes.append(
+                        f"group {group.id} unit {unit}: input of {point.module} is not constant; removed as asked (outputs change)"
+                    )
                     changes_outputs = True
                     continue
-                notes.append(f"group {group.id} unit {unit}: input of {point.module} varies although its producers are zero; kept")
+                notes.append(
+                    f"group {group.id} unit {unit}: input of {point.module} varies although its producers are zero; kept"
+                )
                 removed[unit] = False
             elif padded and values[0].abs().max() > 0:
                 padded_kept.setdefault(point.module, []).append(unit)
                 removed[unit] = False
     for module_name, units in padded_kept.items():
-        notes.append(f"group {group.id} ({_group_label(group)}): kept {len(units)} pruned unit(s) {units} whose nonzero constant output "
-                     f"feeds zero-padded {module_name} (the border makes it position-dependent, no bias can replace it)")
+        notes.append(
+            f"group {group.id} ({_group_label(group)}): kept {len(units)} pruned unit(s) {units} whose nonzero constant output "
+            f"feeds zero-padded {module_name} (the border makes it position-dependent, no bias can replace it)"
+        )
     return removed, changes_outputs
 
 
@@ -166,7 +172,9 @@ def _round_keep(removed: torch.Tensor, keep_multiple: int, group, notes) -> torc
     target = max(1, math.ceil(kept / keep_multiple) * keep_multiple) if kept else max(1, keep_multiple)
     target = min(target, group.size)
     if kept == 0:
-        notes.append(f"group {group.id} ({_group_label(group)}): every unit was prunable; kept {target} so the model still computes")
+        notes.append(
+            f"group {group.id} ({_group_label(group)}): every unit was prunable; kept {target} so the model still computes"
+        )
     removed = removed.clone()
     for unit in removed.nonzero().flatten().tolist():
         if int((~removed).sum()) >= target:
@@ -182,7 +190,15 @@ def _group_label(group: DependencyGroup) -> str:
     return "outputs of " + ", ".join(producers)
 
 
-def shrink_masked(model: nn.Module, masks=None, example_inputs=None, *, keep=None, keep_multiple: int = 1, graph: DependencyGraph | None = None):
+def shrink_masked(
+    model: nn.Module,
+    masks=None,
+    example_inputs=None,
+    *,
+    keep=None,
+    keep_multiple: int = 1,
+    graph: DependencyGraph | None = None,
+):
     """A smaller plain copy of ``model`` without the units its structured masks removed, and a report.
 
     Args:
@@ -209,8 +225,10 @@ def shrink_masked(model: nn.Module, masks=None, example_inputs=None, *, keep=Non
     base = copy.deepcopy(model)
     undo(base)  # plain dense copy (masks.undo gives the copy's modules their own classes first)
     if graph is not None and (why := graph.mismatch(base)):
-        raise ValueError(f"graph was traced on another architecture than {type(model).__name__} ({why}); "
-                         "trace this model with trace_groups(model, example_inputs) or pass graph=None")
+        raise ValueError(
+            f"graph was traced on another architecture than {type(model).__name__} ({why}); "
+            "trace this model with trace_groups(model, example_inputs) or pass graph=None"
+        )
     with torch.no_grad():
         for name, mask in mask_dict.items():
             try:
@@ -253,8 +271,10 @@ def shrink_masked(model: nn.Module, masks=None, example_inputs=None, *, keep=Non
         small = _build(base, graph, plan, report)
         why = _differs(small, inputs, reference)
     if why:
-        raise ValueError(f"shrinking {type(model).__name__} would change its outputs (the shrunk model {why}); "
-                         "please report this model, the masked model is unchanged")
+        raise ValueError(
+            f"shrinking {type(model).__name__} would change its outputs (the shrunk model {why}); "
+            "please report this model, the masked model is unchanged"
+        )
     report.removed = {gid: units.nonzero().flatten().tolist() for gid, units in plan["removed"].items()}
     report.params_after = sum(p.numel() for p in small.parameters())
     small.train(training)
@@ -268,7 +288,9 @@ def _capture(base: nn.Module, graph: DependencyGraph, inputs):
     captured: dict[str, list[torch.Tensor]] = {}
     wanted = {p.module for g in graph.groups if g.prunable for p in g.consumers}
     hooks = [
-        base.get_submodule(name).register_forward_pre_hook(lambda mod, args, name=name: captured.setdefault(name, []).append(args[0].detach()))
+        base.get_submodule(name).register_forward_pre_hook(
+            lambda mod, args, name=name: captured.setdefault(name, []).append(args[0].detach())
+        )
         for name in wanted
     ]
     try:
@@ -287,7 +309,9 @@ def _plan(base, graph, keep, keep_multiple, captured, masked_params, notes, skip
         if not group.prunable:
             touched = masked_params & {m.param for m in group.producers}
             if touched and _candidates(base, group).any():
-                notes.append(f"group {group.id} ({_group_label(group)}) has masked units but cannot shrink: {'; '.join(group.reasons)}")
+                notes.append(
+                    f"group {group.id} ({_group_label(group)}) has masked units but cannot shrink: {'; '.join(group.reasons)}"
+                )
             continue
         if group.id in skip:
             continue
@@ -342,7 +366,9 @@ def _build(base, graph, plan, report) -> nn.Module:
     for name, count in plan["heads"].items():
         report.layers.append((name, f"{layouts[name].num_heads} heads", f"{count} head" + ("s" if count != 1 else "")))
     for name in sorted(n for n in slices if n.rpartition(".")[0] not in before):  # e.g. pos_embed
-        report.layers.append((name, "×".join(map(str, old_shapes[name])), "×".join(map(str, _param(small, name).shape))))
+        report.layers.append(
+            (name, "×".join(map(str, old_shapes[name])), "×".join(map(str, _param(small, name).shape)))
+        )
     return small
 
 
@@ -361,7 +387,7 @@ def _differs(small: nn.Module, inputs, reference) -> str | None:
     try:
         with torch.no_grad():
             got = small(*inputs)
-    except Exception as error:  # noqa: BLE001 - any failure means the shrunk model is unusable
+    except Exception as error:
         return f"fails: {type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
     expected, got = _tensors(reference), _tensors(got)
     if len(expected) != len(got) or any(a.shape != b.shape for a, b in zip(expected, got)):
@@ -408,7 +434,11 @@ def _apply(model: nn.Module, slices, bias_deltas) -> None:
                 tensors[leaf] = _slice(value, leaves[leaf]) if leaf in leaves else value.detach().clone()
         if module_name in bias_deltas:
             delta = bias_deltas[module_name]
-            full = (module.bias.detach().double() if module.bias is not None else torch.zeros(module.weight.shape[0], dtype=torch.float64)) + delta.to(torch.float64)
+            full = (
+                module.bias.detach().double()
+                if module.bias is not None
+                else torch.zeros(module.weight.shape[0], dtype=torch.float64)
+            ) + delta.to(torch.float64)
             full = full.to(module.weight.dtype)
             rows = leaves.get("bias") or ({0: leaves["weight"][0]} if 0 in leaves.get("weight", {}) else {})
             tensors["bias"] = _slice(full, rows)
@@ -445,9 +475,21 @@ def _rebuild(module: nn.Module, tensors: dict[str, torch.Tensor]) -> nn.Module:
     if kind is nn.Linear:
         new = nn.Linear(w.shape[1], w.shape[0], bias="bias" in tensors, device="meta")
     elif kind in (nn.Conv1d, nn.Conv2d):
-        groups = 1 if module.groups == 1 else w.shape[0] // (module.out_channels // module.groups)  # depthwise: one per channel
-        new = kind(w.shape[1] * groups, w.shape[0], module.kernel_size, module.stride, module.padding, module.dilation,
-                   groups, "bias" in tensors, module.padding_mode, device="meta")
+        groups = (
+            1 if module.groups == 1 else w.shape[0] // (module.out_channels // module.groups)
+        )  # depthwise: one per channel
+        new = kind(
+            w.shape[1] * groups,
+            w.shape[0],
+            module.kernel_size,
+            module.stride,
+            module.padding,
+            module.dilation,
+            groups,
+            "bias" in tensors,
+            module.padding_mode,
+            device="meta",
+        )
     elif kind in (nn.BatchNorm1d, nn.BatchNorm2d):
         size = next(t.shape[0] for k, t in tensors.items() if k != "num_batches_tracked")
         new = kind(size, module.eps, module.momentum, module.affine, module.track_running_stats, device="meta")
@@ -462,7 +504,9 @@ def _rebuild(module: nn.Module, tensors: dict[str, torch.Tensor]) -> nn.Module:
     for leaf, value in tensors.items():
         if leaf in module._parameters:
             old = module._parameters[leaf]
-            new._parameters[leaf] = nn.Parameter(value, requires_grad=old.requires_grad if old is not None else module.weight.requires_grad)
+            new._parameters[leaf] = nn.Parameter(
+                value, requires_grad=old.requires_grad if old is not None else module.weight.requires_grad
+            )
         else:
             new._buffers[leaf] = value
     new.train(module.training)

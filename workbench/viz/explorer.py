@@ -26,12 +26,28 @@ SHOWN_MASKS = 4
 class ExplorerFigure:
     """Up to four mask images; |w| histogram of the largest layer (all vs kept); per-layer sparsity; accuracy curve."""
 
-    def __init__(self, masks: dict[str, torch.Tensor], weights: torch.Tensor, hist_name: str, curve_x: np.ndarray,
-                 curve_y: np.ndarray, baseline: float, dpi: int = 72, split_name: str = "val"):
+    def __init__(
+        self,
+        masks: dict[str, torch.Tensor],
+        weights: torch.Tensor,
+        hist_name: str,
+        curve_x: np.ndarray,
+        curve_y: np.ndarray,
+        baseline: float,
+        dpi: int = 72,
+        split_name: str = "val",
+    ):
         names = list(masks)
-        shown = [names[i] for i in dict.fromkeys(np.linspace(0, len(names) - 1, min(len(names), SHOWN_MASKS)).round().astype(int))]
-        self.figure = Figure(figsize=(10, 5.8), dpi=dpi)  # fixed margins: a constrained layout would double the build time
-        grid = self.figure.add_gridspec(2, 12, height_ratios=(1, 1.15), left=0.06, right=0.98, top=0.95, bottom=0.2, hspace=0.5, wspace=2.4)
+        shown = [
+            names[i]
+            for i in dict.fromkeys(np.linspace(0, len(names) - 1, min(len(names), SHOWN_MASKS)).round().astype(int))
+        ]
+        self.figure = Figure(
+            figsize=(10, 5.8), dpi=dpi
+        )  # fixed margins: a constrained layout would double the build time
+        grid = self.figure.add_gridspec(
+            2, 12, height_ratios=(1, 1.15), left=0.06, right=0.98, top=0.95, bottom=0.2, hspace=0.5, wspace=2.4
+        )
         span = 12 // len(shown)
         self.images, self.kernel_lines = {}, []
         for column, name in enumerate(shown):
@@ -57,7 +73,15 @@ class ExplorerFigure:
         curve_ax.set(xlim=(0, 100), ylim=(0, 102), xlabel="sparsity (%)", ylabel=f"{split_name} accuracy (%)")
         curve_ax.set_title("accuracy (dotted: dense)", fontsize=10)
         curve_ax.grid(alpha=0.3)
-        dynamic = [*self.images.values(), *self.kernel_lines, self.kept_stairs, self.threshold, *self.bars, self.overall, self.marker]
+        dynamic = [
+            *self.images.values(),
+            *self.kernel_lines,
+            self.kept_stairs,
+            self.threshold,
+            *self.bars,
+            self.overall,
+            self.marker,
+        ]
         self.renderer = BlitRenderer(self.figure, dynamic)
 
     def update(self, masks: dict[str, torch.Tensor], report: SparsityReport, sparsity: float, accuracy: float) -> None:

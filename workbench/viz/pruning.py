@@ -48,7 +48,9 @@ def draw_mask(ax, mask: torch.Tensor, title: str) -> list:
     kernel_pixels = kernel * ax.get_position().width * ax.figure.get_figwidth() * ax.figure.dpi / columns
     if kernel_pixels >= 4 and mask.shape[1] > 1:
         xs = np.arange(1, mask.shape[1]) * kernel - 0.5
-        lines = LineCollection([[(x, -0.5), (x, rows - 0.5)] for x in xs], colors="#d9822b", linewidths=0.6, alpha=0.7, zorder=3)
+        lines = LineCollection(
+            [[(x, -0.5), (x, rows - 0.5)] for x in xs], colors="#d9822b", linewidths=0.6, alpha=0.7, zorder=3
+        )
         artists.append(ax.add_collection(lines))
     return artists
 
@@ -104,7 +106,9 @@ def draw_weight_histogram(ax, weights: torch.Tensor, threshold=None, mask: torch
     return kept, lines, edges
 
 
-def plot_weight_histogram(weights: torch.Tensor, threshold=None, mask: torch.Tensor | None = None, bins: int = 60) -> Figure:
+def plot_weight_histogram(
+    weights: torch.Tensor, threshold=None, mask: torch.Tensor | None = None, bins: int = 60
+) -> Figure:
     """|w| histogram with log y and a vertical line at each threshold (a float or a sequence)."""
     fig = Figure(figsize=(5, 3), layout="constrained")
     draw_weight_histogram(fig.add_subplot(), weights, threshold, mask, bins)
@@ -121,7 +125,9 @@ def draw_layer_sparsity(ax, reports: dict) -> dict:
         heights = [100 * by_name.get(name, 0.0) for name in names]
         x = np.arange(len(names)) - 0.4 + width * (index + 0.5)
         containers[label] = ax.bar(x, heights, width, label=f"{label} ({report.sparsity:.1%} overall)")
-    ax.set_xticks(np.arange(len(names)), [name.removesuffix(".weight") for name in names], rotation=60, ha="right", fontsize=7)
+    ax.set_xticks(
+        np.arange(len(names)), [name.removesuffix(".weight") for name in names], rotation=60, ha="right", fontsize=7
+    )
     ax.set_ylim(0, 100)
     ax.set_ylabel("sparsity (%)")
     ax.grid(axis="y", alpha=0.3)
@@ -147,7 +153,9 @@ def draw_sensitivity(ax, result, tolerance: float):
     x = 100 * result.sparsities
     lines = {name: ax.plot(x, 100 * values, marker=".", label=name)[0] for name, values in result.accuracies.items()}
     ax.axhline(100 * result.baseline, color="0.3", linewidth=1, label=f"dense {result.baseline:.1%}")
-    floor = ax.axhline(100 * (result.baseline - tolerance), color="0.3", linestyle="--", linewidth=1, label="dense − tolerance")
+    floor = ax.axhline(
+        100 * (result.baseline - tolerance), color="0.3", linestyle="--", linewidth=1, label="dense − tolerance"
+    )
     ax.set_xlabel("sparsity of one layer, others dense (%)")
     ax.set_ylabel("accuracy (%)")
     ax.grid(alpha=0.3)
@@ -203,7 +211,9 @@ def keep_top(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
     return keep.view(scores.shape)
 
 
-def plot_criterion_agreement(scores_a: torch.Tensor, scores_b: torch.Tensor, sparsity: float, labels=("A", "B")) -> Figure:
+def plot_criterion_agreement(
+    scores_a: torch.Tensor, scores_b: torch.Tensor, sparsity: float, labels=("A", "B")
+) -> Figure:
     """Rank of every weight under two criteria (one layer), coloured by which criterion keeps it at ``sparsity``.
 
     The title gives the Jaccard overlap of the two kept sets and Spearman's rank correlation.
@@ -221,7 +231,9 @@ def plot_criterion_agreement(scores_a: torch.Tensor, scores_b: torch.Tensor, spa
     )
     for chosen, label, color in groups:
         chosen = chosen.numpy()
-        ax.scatter(rank_a[chosen], rank_b[chosen], s=3, color=color, label=f"{label} ({chosen.sum():,})", rasterized=True)
+        ax.scatter(
+            rank_a[chosen], rank_b[chosen], s=3, color=color, label=f"{label} ({chosen.sum():,})", rasterized=True
+        )
     ax.set_xlabel(f"rank under {labels[0]} (fraction)")
     ax.set_ylabel(f"rank under {labels[1]} (fraction)")
     ax.set_aspect("equal")

@@ -60,9 +60,14 @@ class LayerCut:
         self.matrix = weight_matrix(self.weight)
         self.rows = np.unique(np.asarray(self.rows, dtype=int))
         self.columns = np.unique(np.asarray(self.columns, dtype=int))
-        for what, index, size in (("row", self.rows, self.matrix.shape[0]), ("column", self.columns, self.matrix.shape[1])):
+        for what, index, size in (
+            ("row", self.rows, self.matrix.shape[0]),
+            ("column", self.columns, self.matrix.shape[1]),
+        ):
             if index.size and (index.min() < 0 or index.max() >= size):
-                raise ValueError(f"{self.name}: {what} indices must lie in 0..{size - 1}, got {index.min()}..{index.max()}")
+                raise ValueError(
+                    f"{self.name}: {what} indices must lie in 0..{size - 1}, got {index.min()}..{index.max()}"
+                )
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -141,9 +146,14 @@ def draw_cut(ax_before, ax_after, cut: LayerCut) -> list:
     _unit_axes(ax_before)
     _unit_axes(ax_after, EMPTY_COLOR)
     before, after = cut_images(cut)
-    artists = [ax_before.imshow(before, extent=(0, 1, 1, 0), aspect="auto"),
-               ax_after.imshow(after, extent=_after_extent(cut), aspect="auto")]
-    artists += [ax.text(0.5, 1.03, "", transform=ax.transAxes, ha="center", va="bottom", fontsize=9) for ax in (ax_before, ax_after)]
+    artists = [
+        ax_before.imshow(before, extent=(0, 1, 1, 0), aspect="auto"),
+        ax_after.imshow(after, extent=_after_extent(cut), aspect="auto"),
+    ]
+    artists += [
+        ax.text(0.5, 1.03, "", transform=ax.transAxes, ha="center", va="bottom", fontsize=9)
+        for ax in (ax_before, ax_after)
+    ]
     set_cut(artists, cut)
     return artists
 
@@ -158,7 +168,9 @@ def set_cut(artists: list, cut: LayerCut) -> None:
     """Show ``cut`` in artists made by ``draw_cut`` (a live view's update: data and labels only)."""
     before_image, after_image, before_text, after_text = artists
     before, after = cut_images(cut)
-    smooth = "antialiased" if max(cut.matrix.shape) > SHARP_CELLS else "nearest"  # no row lost when downsampled, crisp cells otherwise
+    smooth = (
+        "antialiased" if max(cut.matrix.shape) > SHARP_CELLS else "nearest"
+    )  # no row lost when downsampled, crisp cells otherwise
     for image, data in ((before_image, before), (after_image, after)):
         image.set_data(data)
         image.set_interpolation(smooth)
@@ -212,8 +224,16 @@ def _runs(indices: np.ndarray) -> list[tuple[int, int]]:
 
 def _mark(ax, runs, along_rows: bool, extent_other: int) -> None:
     for start, stop in runs:
-        xy, width, height = ((-0.5, start - 0.5), extent_other, stop - start) if along_rows else ((start - 0.5, -0.5), stop - start, extent_other)
-        ax.add_patch(Rectangle(xy, width, height, facecolor=(*REMOVED_RGB, 0.35), edgecolor=REMOVED_RGB, linewidth=1.5, label="marked"))
+        xy, width, height = (
+            ((-0.5, start - 0.5), extent_other, stop - start)
+            if along_rows
+            else ((start - 0.5, -0.5), stop - start, extent_other)
+        )
+        ax.add_patch(
+            Rectangle(
+                xy, width, height, facecolor=(*REMOVED_RGB, 0.35), edgecolor=REMOVED_RGB, linewidth=1.5, label="marked"
+            )
+        )
 
 
 def group_panels(weights: dict[str, torch.Tensor], group) -> list[tuple[str, np.ndarray, str, object, list[str]]]:
@@ -237,12 +257,27 @@ def group_panels(weights: dict[str, torch.Tensor], group) -> list[tuple[str, np.
         if vectors and not matrices:
             rows = [weights[v.param].detach().float().cpu().numpy() for v in vectors]
             strip = np.stack([r / (np.abs(r).max() or 1.0) for r in rows])
-            panels.append((f"{module}\nentries (member)", strip, "columns", vectors[0], [v.param.rpartition(".")[2] for v in vectors]))
+            panels.append(
+                (
+                    f"{module}\nentries (member)",
+                    strip,
+                    "columns",
+                    vectors[0],
+                    [v.param.rpartition(".")[2] for v in vectors],
+                )
+            )
         for m in members:
             if m not in matrices and m not in vectors:
                 tensor = weights[m.param].detach().float().cpu()
-                panels.append((f"{m.param}\ndim {m.dim} ({m.role})", tensor.movedim(m.dim, -1).reshape(-1, tensor.shape[m.dim]).numpy(),
-                               "columns", m, []))
+                panels.append(
+                    (
+                        f"{m.param}\ndim {m.dim} ({m.role})",
+                        tensor.movedim(m.dim, -1).reshape(-1, tensor.shape[m.dim]).numpy(),
+                        "columns",
+                        m,
+                        [],
+                    )
+                )
     return panels
 
 
@@ -273,7 +308,9 @@ def plot_dependency_group(weights: dict[str, torch.Tensor], group, units) -> Fig
         ax.tick_params(labelsize=7)
     kind = f"heads of {group.attention}" if group.attention else f"{group.kind}s"
     chosen = f"units {units.tolist()}" if units.size > 1 else f"unit {units[0]}"
-    fig.suptitle(f"group {group.id} ({group.size} {kind}): {chosen} — {len(group.members)} tensors move together", fontsize=10)
+    fig.suptitle(
+        f"group {group.id} ({group.size} {kind}): {chosen} — {len(group.members)} tensors move together", fontsize=10
+    )
     return fig
 
 
@@ -303,8 +340,14 @@ def plot_toy_shrink(w1=TOY_W1, w2=TOY_W2, neuron: int = 1) -> Figure:
         for i in range(cut.shape[0]):
             for j in range(cut.shape[1]):
                 gone = (layer == 0 and i == neuron) or (layer == 1 and j == neuron)
-                net.plot([layer, layer + 1], [ys[layer][j], ys[layer + 1][i]], color=REMOVED_RGB if gone else "#1f4e79",
-                         linestyle="--" if gone else "-", linewidth=0.5 + 3 * abs(cut.matrix[i, j]), zorder=1)
+                net.plot(
+                    [layer, layer + 1],
+                    [ys[layer][j], ys[layer + 1][i]],
+                    color=REMOVED_RGB if gone else "#1f4e79",
+                    linestyle="--" if gone else "-",
+                    linewidth=0.5 + 3 * abs(cut.matrix[i, j]),
+                    zorder=1,
+                )
     for layer, y in enumerate(ys):
         colors = [REMOVED_RGB if layer == 1 and i == neuron else "white" for i in range(len(y))]
         net.scatter(np.full(len(y), layer), y, s=500, c=colors, edgecolors="k", zorder=2)

@@ -39,7 +39,9 @@ class TourFigure:
         for column, (name, mask) in enumerate(masks.items()):
             ax = self.figure.add_subplot(grid[0, column])
             image = mask.reshape(mask.shape[0], -1).cpu().numpy()
-            self.images[name] = ax.imshow(image, cmap=MASK_COLORS, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+            self.images[name] = ax.imshow(
+                image, cmap=MASK_COLORS, vmin=0, vmax=1, aspect="auto", interpolation="nearest"
+            )
             ax.set_title(mask_title(name, mask), fontsize=10)
             ax.set_xlabel("input")
             ax.set_ylabel("output" if column == 0 else "")

@@ -100,8 +100,16 @@ class Explorer(App):
         self.criterion = widgets.Dropdown(options=list(CRITERIA), value="magnitude", description="criterion")
         self.pattern = widgets.Dropdown(options=PATTERN_CHOICES, value="unstructured", description="pattern")
         self.scope = widgets.Dropdown(options=SCOPES, value="local", description="scope")
-        self.slider = widgets.FloatSlider(value=0.0, min=0.0, max=0.99, step=0.01, description="sparsity", readout_format=".0%",
-                                          continuous_update=True, layout=widgets.Layout(width="60%"))
+        self.slider = widgets.FloatSlider(
+            value=0.0,
+            min=0.0,
+            max=0.99,
+            step=0.01,
+            description="sparsity",
+            readout_format=".0%",
+            continuous_update=True,
+            layout=widgets.Layout(width="60%"),
+        )
         self.image = widgets.Image(format="png")
         self.status = widgets.HTML()
         self.update_ms: list[float] = []
@@ -112,10 +120,15 @@ class Explorer(App):
         for dropdown in (self.model, self.criterion, self.pattern, self.scope):
             dropdown.observe(self._on_choice, names="value")
         self.slider.observe(self._on_slide, names="value")
-        self.widget = widgets.VBox([
-            widgets.HBox([self.model, self.criterion]), widgets.HBox([self.pattern, self.scope]),
-            widgets.HBox([self.slider]), self.status, self.image,
-        ])
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.model, self.criterion]),
+                widgets.HBox([self.pattern, self.scope]),
+                widgets.HBox([self.slider]),
+                self.status,
+                self.image,
+            ]
+        )
         self.build()
 
     def _setup(self, key: tuple[str, str, str, str]) -> Setup:
@@ -126,8 +139,15 @@ class Explorer(App):
             self._models[model_name] = pretrained(model_name)
         model = self._models[model_name]
         excluded = unfit_layers(model, criterion, pattern)
-        pruner = Pruner(model, criterion, pattern, scope, data=self.data.train, exclude=list(excluded),
-                        criterion_options=FAST_CRITERION_OPTIONS)
+        pruner = Pruner(
+            model,
+            criterion,
+            pattern,
+            scope,
+            data=self.data.train,
+            exclude=list(excluded),
+            criterion_options=FAST_CRITERION_OPTIONS,
+        )
         fixed = pruner.pattern.fixed_sparsity
         points = {}
         for sparsity in [fixed] if fixed is not None else CURVE_SPARSITIES:
@@ -135,7 +155,14 @@ class Explorer(App):
                 points[sparsity] = pruner.accuracy(pruner.masks(None if fixed is not None else sparsity), self.split)
             except ValueError:  # global scope cannot reach the highest sparsities without emptying a layer
                 break
-        setup = Setup(key, pruner, excluded, np.array(list(points)), np.array(list(points.values())), pruner.accuracy({}, self.split))
+        setup = Setup(
+            key,
+            pruner,
+            excluded,
+            np.array(list(points)),
+            np.array(list(points.values())),
+            pruner.accuracy({}, self.split),
+        )
         self._setups[key] = setup
         return setup
 
@@ -148,8 +175,16 @@ class Explorer(App):
         shown = self._evaluate(setup, sparsity)
         weights = setup.pruner.weights
         hist_name = max(weights, key=lambda name: weights[name].numel())
-        view = ExplorerFigure(shown[0], weights[hist_name], hist_name, setup.curve_x, setup.curve_y, setup.baseline,
-                              self.dpi, self.split_name)
+        view = ExplorerFigure(
+            shown[0],
+            weights[hist_name],
+            hist_name,
+            setup.curve_x,
+            setup.curve_y,
+            setup.baseline,
+            self.dpi,
+            self.split_name,
+        )
         self.setup, self.view = setup, view
         self._set_quietly(self.slider, disabled=fixed is not None, **({"value": fixed} if fixed is not None else {}))
         self._show(sparsity, *shown, start)
@@ -171,19 +206,30 @@ class Explorer(App):
         self.image.value = self.view.png()
         model_name, criterion, pattern, scope = self.setup.key
         self.state = {
-            "model": model_name, "criterion": criterion, "pattern": pattern, "scope": scope,
-            "sparsity": sparsity, "accuracy": accuracy, "overall_sparsity": report.sparsity,
+            "model": model_name,
+            "criterion": criterion,
+            "pattern": pattern,
+            "scope": scope,
+            "sparsity": sparsity,
+            "accuracy": accuracy,
+            "overall_sparsity": report.sparsity,
             "layer_sparsity": {layer.name: layer.sparsity for layer in report.layers},
-            "params": {"total": total, "nonzero": nonzero}, "excluded": dict(self.setup.excluded), "error": None,
+            "params": {"total": total, "nonzero": nonzero},
+            "excluded": dict(self.setup.excluded),
+            "error": None,
         }
         notes = [f"left dense: {name} ({why})" for name, why in self.setup.excluded.items()]
         if self.setup.pruner.pattern.fixed_sparsity is not None:
             notes.append(f"{pattern} fixes the sparsity at {sparsity:.0%}")
-        self.status.value = " · ".join([
-            f"accuracy <b>{accuracy:.1%}</b>", f"sparsity <b>{report.sparsity:.1%}</b> of pruned layers",
-            f"nonzero params <b>{nonzero:,}</b> of {total:,}", f"{1000 * (time.perf_counter() - start):.0f} ms",
-            *map(html.escape, notes),
-        ])
+        self.status.value = " · ".join(
+            [
+                f"accuracy <b>{accuracy:.1%}</b>",
+                f"sparsity <b>{report.sparsity:.1%}</b> of pruned layers",
+                f"nonzero params <b>{nonzero:,}</b> of {total:,}",
+                f"{1000 * (time.perf_counter() - start):.0f} ms",
+                *map(html.escape, notes),
+            ]
+        )
 
     def _on_slide(self, change) -> None:
         if self._syncing:

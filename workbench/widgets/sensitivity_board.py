@@ -23,7 +23,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..data import load_dataset
-from ..measure import parameter_counts, layer_flops, sparse_flops
+from ..measure import layer_flops, parameter_counts, sparse_flops
 from ..pruner import Pruner
 from ..sensitivity import SPARSITIES, SensitivityResult, scan
 from ..viz.pruning import draw_sensitivity
@@ -43,8 +43,10 @@ class BoardFigure:
         grid = self.figure.add_gridspec(1, 3)
         curve_ax = self.figure.add_subplot(grid[0, :2])
         lines, self.floor = draw_sensitivity(curve_ax, result, tolerance)
-        self.markers = {name: curve_ax.plot([], [], "o", color=line.get_color(), markersize=8, markeredgecolor="k")[0]
-                        for name, line in lines.items()}
+        self.markers = {
+            name: curve_ax.plot([], [], "o", color=line.get_color(), markersize=8, markeredgecolor="k")[0]
+            for name, line in lines.items()
+        }
         curve_ax.set_ylim(0, 102)
         curve_ax.legend(fontsize=7, ncols=2, loc="lower left")
         curve_ax.set_title("each layer alone (dots: your choice)", fontsize=10)
@@ -72,8 +74,14 @@ class SensitivityBoard(App):
     ``state`` holds the combined choice; ``update_ms`` the time of each update.
     """
 
-    def __init__(self, model_name: str = "cnn", criterion: str = "magnitude", pattern: str = "unstructured",
-                 sparsities=SPARSITIES, dpi: int = 72):
+    def __init__(
+        self,
+        model_name: str = "cnn",
+        criterion: str = "magnitude",
+        pattern: str = "unstructured",
+        sparsities=SPARSITIES,
+        dpi: int = 72,
+    ):
         self.data = load_dataset("digits")
         self.model = pretrained(model_name)
         self.pruner = Pruner(self.model, criterion, pattern, data=self.data.train)
@@ -81,13 +89,25 @@ class SensitivityBoard(App):
         self.sample = self.data.test.tensors[0][:1]  # FLOPs of one inference
         self.counted = layer_flops(self.model, self.sample)
         self.sliders = {
-            target.name: widgets.FloatSlider(value=0.0, min=0.0, max=0.99, step=0.01, description=target.name,
-                                             readout_format=".0%", continuous_update=True,
-                                             style={"description_width": "110px"}, layout=widgets.Layout(width="420px"))
+            target.name: widgets.FloatSlider(
+                value=0.0,
+                min=0.0,
+                max=0.99,
+                step=0.01,
+                description=target.name,
+                readout_format=".0%",
+                continuous_update=True,
+                style={"description_width": "110px"},
+                layout=widgets.Layout(width="420px"),
+            )
             for target in self.pruner.targets
         }
-        self.tolerance = widgets.FloatSlider(value=0.01, min=0.0, max=0.2, step=0.005, description="tolerance", readout_format=".1%")
-        self.apply_button = widgets.Button(description="apply tolerance", tooltip="set each slider to result.max_sparsity(tolerance)")
+        self.tolerance = widgets.FloatSlider(
+            value=0.01, min=0.0, max=0.2, step=0.005, description="tolerance", readout_format=".1%"
+        )
+        self.apply_button = widgets.Button(
+            description="apply tolerance", tooltip="set each slider to result.max_sparsity(tolerance)"
+        )
         self.image = widgets.Image(format="png")
         self.status = widgets.HTML()
         self.view = BoardFigure(self.result, self.tolerance.value, dpi)
@@ -96,10 +116,15 @@ class SensitivityBoard(App):
         for slider in (*self.sliders.values(), self.tolerance):
             slider.observe(self._on_change, names="value")
         self.apply_button.on_click(lambda _: self.apply_tolerance())
-        self.widget = widgets.VBox([
-            widgets.HBox([widgets.VBox(list(self.sliders.values())), widgets.VBox([self.tolerance, self.apply_button])]),
-            self.status, self.image,
-        ])
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox(
+                    [widgets.VBox(list(self.sliders.values())), widgets.VBox([self.tolerance, self.apply_button])]
+                ),
+                self.status,
+                self.image,
+            ]
+        )
         self.update()
 
     def _on_change(self, _change) -> None:
@@ -124,17 +149,27 @@ class SensitivityBoard(App):
         accuracy = self.pruner.accuracy(masks, self.data.test)
         total, nonzero = parameter_counts(self.model, masks)
         dense_flops, effective = self.counted[0], sparse_flops(self.counted, masks)
-        self.view.update(layer_sparsity, self.tolerance.value, (nonzero / total, effective / dense_flops, accuracy / self.result.baseline))
+        self.view.update(
+            layer_sparsity,
+            self.tolerance.value,
+            (nonzero / total, effective / dense_flops, accuracy / self.result.baseline),
+        )
         self.image.value = self.view.png()
         self.state = {
-            "layer_sparsity": layer_sparsity, "accuracy": accuracy, "baseline": self.result.baseline,
-            "tolerance": self.tolerance.value, "params": {"total": total, "nonzero": nonzero},
+            "layer_sparsity": layer_sparsity,
+            "accuracy": accuracy,
+            "baseline": self.result.baseline,
+            "tolerance": self.tolerance.value,
+            "params": {"total": total, "nonzero": nonzero},
             "flops": {"dense": dense_flops, "effective": effective},
         }
         elapsed = 1000 * (time.perf_counter() - start)
         self.update_ms.append(elapsed)
-        self.status.value = " · ".join([
-            f"accuracy <b>{accuracy:.1%}</b> (dense {self.result.baseline:.1%})",
-            f"nonzero params <b>{nonzero:,}</b> of {total:,}",
-            f"effective FLOPs <b>{effective:,.0f}</b> of {dense_flops:,} per image", f"{elapsed:.0f} ms",
-        ])
+        self.status.value = " · ".join(
+            [
+                f"accuracy <b>{accuracy:.1%}</b> (dense {self.result.baseline:.1%})",
+                f"nonzero params <b>{nonzero:,}</b> of {total:,}",
+                f"effective FLOPs <b>{effective:,.0f}</b> of {dense_flops:,} per image",
+                f"{elapsed:.0f} ms",
+            ]
+        )

@@ -37,8 +37,12 @@ class ShrinkLabFigure:
 
     def __init__(self, sweep: ShrinkSweep, cut: LayerCut, split_name: str = "val", dpi: int = 72):
         self.sweep = sweep
-        self.figure = Figure(figsize=(10, 6.4), dpi=dpi)  # fixed margins: a constrained layout would double the build time
-        grid = self.figure.add_gridspec(2, 12, height_ratios=(1.1, 1), left=0.07, right=0.97, top=0.9, bottom=0.09, hspace=0.5, wspace=1.6)
+        self.figure = Figure(
+            figsize=(10, 6.4), dpi=dpi
+        )  # fixed margins: a constrained layout would double the build time
+        grid = self.figure.add_gridspec(
+            2, 12, height_ratios=(1.1, 1), left=0.07, right=0.97, top=0.9, bottom=0.09, hspace=0.5, wspace=1.6
+        )
         self.cut_artists = draw_cut(self.figure.add_subplot(grid[0, :4]), self.figure.add_subplot(grid[0, 4:8]), cut)
         cost_ax = self.figure.add_subplot(grid[0, 9:])
         self.bars = share_bars(cost_ax, COSTS, COST_COLORS, "shrunk vs dense (numbers above)", xmax=110)
@@ -47,8 +51,12 @@ class ShrinkLabFigure:
         accuracy_ax.plot(x, 100 * sweep.curve("accuracy"), color="0.4", marker=".")
         accuracy_ax.axhline(100 * sweep.dense_accuracy_, color="0.3", linestyle=":", linewidth=1)
         (self.accuracy_marker,) = accuracy_ax.plot([], [], "o", color="tab:red", markersize=8)
-        accuracy_ax.set(xlim=(-2, 100), ylim=(0, 102), xlabel="sparsity: share of each group's units removed (%)",
-                        ylabel=f"{split_name} accuracy (%)")
+        accuracy_ax.set(
+            xlim=(-2, 100),
+            ylim=(0, 102),
+            xlabel="sparsity: share of each group's units removed (%)",
+            ylabel=f"{split_name} accuracy (%)",
+        )
         accuracy_ax.set_title("accuracy, no fine-tuning (dotted: dense)", fontsize=10)
         accuracy_ax.grid(alpha=0.3)
         latency_ax = self.figure.add_subplot(grid[1, 6:])
@@ -57,7 +65,9 @@ class ShrinkLabFigure:
         latency_ax.plot(x, latency, color="tab:green", marker=".", label="shrunk")
         latency_ax.axhline(dense.median_ms, color="0.3", linestyle=":", linewidth=1, label="dense")
         (self.latency_marker,) = latency_ax.plot([], [], "o", color="tab:red", markersize=8)
-        latency_ax.set(xlim=(-2, 100), ylim=(0, 1.15 * max(latency.max(), dense.median_ms)), xlabel="sparsity (%)", ylabel="ms")
+        latency_ax.set(
+            xlim=(-2, 100), ylim=(0, 1.15 * max(latency.max(), dense.median_ms)), xlabel="sparsity (%)", ylabel="ms"
+        )
         latency_ax.set_title(f"CPU latency per batch of {dense.batch}, {dense.threads} thread", fontsize=10)
         latency_ax.legend(fontsize=8, loc="lower left")
         latency_ax.grid(alpha=0.3)
@@ -68,8 +78,11 @@ class ShrinkLabFigure:
         """Show ``point``'s costs and markers and ``cut``'s matrices; nothing is rebuilt."""
         sweep = self.sweep
         set_cut(self.cut_artists, cut)
-        shares = (point.params / sweep.dense_params_, point.flops / sweep.dense_flops_,
-                  point.latency.median_ms / sweep.dense_latency_.median_ms)
+        shares = (
+            point.params / sweep.dense_params_,
+            point.flops / sweep.dense_flops_,
+            point.latency.median_ms / sweep.dense_latency_.median_ms,
+        )
         for bar, share in zip(self.bars, shares):
             bar.set_width(100 * share)
         self.accuracy_marker.set_data([100 * point.sparsity], [100 * point.accuracy])
@@ -96,10 +109,15 @@ def shape_table(dense: dict[str, str], shrunk: dict[str, str]) -> str:
     for name, before in dense.items():
         after = shrunk[name]
         cell = f"<b>{html.escape(after)}</b>" if after != before else html.escape(after)
-        rows.append(f"<tr><td style='padding:0 8px'>{html.escape(name)}</td><td style='padding:0 8px'>{html.escape(before)}</td>"
-                    f"<td>→</td><td style='padding:0 8px'>{cell}</td></tr>")
-    return "<table style='font-family:monospace;font-size:11px'><tr><th>layer</th><th>dense</th><th></th><th>shrunk</th></tr>" \
-           + "".join(rows) + "</table>"
+        rows.append(
+            f"<tr><td style='padding:0 8px'>{html.escape(name)}</td><td style='padding:0 8px'>{html.escape(before)}</td>"
+            f"<td>→</td><td style='padding:0 8px'>{cell}</td></tr>"
+        )
+    return (
+        "<table style='font-family:monospace;font-size:11px'><tr><th>layer</th><th>dense</th><th></th><th>shrunk</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
 
 
 class ShrinkLab(App):
@@ -110,17 +128,40 @@ class ShrinkLab(App):
     update, ``build_ms`` of each model/criterion/pattern change (a first choice runs its sweep).
     """
 
-    def __init__(self, model_name: str = "mlp", criterion: str = "l1", pattern: str = "channel", *, split: str = "val",
-                 batch: int = 256, sparsities=GRID, dpi: int = 72, progress: bool = True):
-        self.split_name, self.batch, self.sparsities, self.dpi, self.progress = split, batch, tuple(sparsities), dpi, progress
+    def __init__(
+        self,
+        model_name: str = "mlp",
+        criterion: str = "l1",
+        pattern: str = "channel",
+        *,
+        split: str = "val",
+        batch: int = 256,
+        sparsities=GRID,
+        dpi: int = 72,
+        progress: bool = True,
+    ):
+        self.split_name, self.batch, self.sparsities, self.dpi, self.progress = (
+            split,
+            batch,
+            tuple(sparsities),
+            dpi,
+            progress,
+        )
         self.model = widgets.Dropdown(options=MODEL_NAMES, value=model_name, description="model")
         self.criterion = widgets.Dropdown(options=CRITERIA, value=criterion, description="criterion")
         self.pattern = widgets.Dropdown(options=list(PATTERNS), value=pattern, description="pattern")
         self.layer = widgets.Dropdown(description="layer")
         step = min(np.diff(self.sparsities)) if len(self.sparsities) > 1 else 0.1
-        self.slider = widgets.FloatSlider(value=self.sparsities[0], min=self.sparsities[0], max=self.sparsities[-1], step=round(float(step), 6),
-                                          description="sparsity", readout_format=".0%", continuous_update=True,
-                                          layout=widgets.Layout(width="60%"))
+        self.slider = widgets.FloatSlider(
+            value=self.sparsities[0],
+            min=self.sparsities[0],
+            max=self.sparsities[-1],
+            step=round(float(step), 6),
+            description="sparsity",
+            readout_format=".0%",
+            continuous_update=True,
+            layout=widgets.Layout(width="60%"),
+        )
         self.image = widgets.Image(format="png")
         self.status = widgets.HTML()
         self.table = widgets.HTML()
@@ -135,10 +176,15 @@ class ShrinkLab(App):
             dropdown.observe(self._on_choice, names="value")
         self.layer.observe(self._on_view, names="value")
         self.slider.observe(self._on_view, names="value")
-        self.widget = widgets.VBox([
-            widgets.HBox([self.model, self.criterion, self.pattern]), widgets.HBox([self.slider, self.layer]),
-            self.log, self.status, widgets.HBox([self.image, self.table]),
-        ])
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.model, self.criterion, self.pattern]),
+                widgets.HBox([self.slider, self.layer]),
+                self.log,
+                self.status,
+                widgets.HBox([self.image, self.table]),
+            ]
+        )
         self.build()
 
     def build(self) -> None:
@@ -146,8 +192,15 @@ class ShrinkLab(App):
         start = time.perf_counter()
         try:
             with self.log:
-                sweep = shrink_sweep(self.model.value, self.criterion.value, self.pattern.value, split=self.split_name,
-                                     batch=self.batch, sparsities=self.sparsities, progress=self.progress)
+                sweep = shrink_sweep(
+                    self.model.value,
+                    self.criterion.value,
+                    self.pattern.value,
+                    split=self.split_name,
+                    batch=self.batch,
+                    sparsities=self.sparsities,
+                    progress=self.progress,
+                )
         finally:
             if self.progress:
                 self.log.clear_output()
@@ -155,7 +208,9 @@ class ShrinkLab(App):
         self._set_quietly(self.layer, options=sweep.layers_, value=layer)
         self.sweep = sweep
         if id(sweep) not in self._views:  # a revisited choice reuses its figure and cached background
-            self._views[id(sweep)] = ShrinkLabFigure(sweep, sweep.cut(self.slider.value, layer), self.split_name, self.dpi)
+            self._views[id(sweep)] = ShrinkLabFigure(
+                sweep, sweep.cut(self.slider.value, layer), self.split_name, self.dpi
+            )
         self.view = self._views[id(sweep)]
         self._show(start)
         self.build_ms.append(1000 * (time.perf_counter() - start))
@@ -175,22 +230,33 @@ class ShrinkLab(App):
         self.table.value = shape_table(sweep.dense_shapes_, point.shapes)
         dense_ms, shrunk_ms = sweep.dense_latency_.median_ms, point.latency.median_ms
         self.state = {
-            "model": self.model.value, "criterion": self.criterion.value, "pattern": self.pattern.value, "layer": layer,
-            "sparsity": point.sparsity, "accuracy": point.accuracy, "dense_accuracy": sweep.dense_accuracy_,
+            "model": self.model.value,
+            "criterion": self.criterion.value,
+            "pattern": self.pattern.value,
+            "layer": layer,
+            "sparsity": point.sparsity,
+            "accuracy": point.accuracy,
+            "dense_accuracy": sweep.dense_accuracy_,
             "params": {"dense": sweep.dense_params_, "shrunk": point.params},
             "flops": {"dense": sweep.dense_flops_, "shrunk": point.flops},
             "latency_ms": {"dense": dense_ms, "shrunk": shrunk_ms},
-            "batch": sweep.dense_latency_.batch, "threads": sweep.dense_latency_.threads,
+            "batch": sweep.dense_latency_.batch,
+            "threads": sweep.dense_latency_.threads,
             "shapes": {name: (before, point.shapes[name]) for name, before in sweep.dense_shapes_.items()},
-            "cut": cut.label, "max_difference": point.max_difference, "error": None,
+            "cut": cut.label,
+            "max_difference": point.max_difference,
+            "error": None,
         }
-        self.status.value = " · ".join([
-            f"accuracy <b>{point.accuracy:.1%}</b> (dense {sweep.dense_accuracy_:.1%})",
-            f"params <b>{point.params:,}</b> of {sweep.dense_params_:,}",
-            f"FLOPs <b>{point.flops:,}</b> of {sweep.dense_flops_:,} per image",
-            f"latency <b>{shrunk_ms:.2f} ms</b> vs dense {dense_ms:.2f} ms (batch {self.state['batch']}, {self.state['threads']} thread)",
-            f"{html.escape(layer)}: {html.escape(cut.label)}", f"{1000 * (time.perf_counter() - start):.0f} ms",
-        ])
+        self.status.value = " · ".join(
+            [
+                f"accuracy <b>{point.accuracy:.1%}</b> (dense {sweep.dense_accuracy_:.1%})",
+                f"params <b>{point.params:,}</b> of {sweep.dense_params_:,}",
+                f"FLOPs <b>{point.flops:,}</b> of {sweep.dense_flops_:,} per image",
+                f"latency <b>{shrunk_ms:.2f} ms</b> vs dense {dense_ms:.2f} ms (batch {self.state['batch']}, {self.state['threads']} thread)",
+                f"{html.escape(layer)}: {html.escape(cut.label)}",
+                f"{1000 * (time.perf_counter() - start):.0f} ms",
+            ]
+        )
 
     def _on_view(self, _change) -> None:
         if not self._syncing:

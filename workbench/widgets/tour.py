@@ -43,8 +43,14 @@ class TourApp(App):
         self.curve = self.sweep.curve(CURVE_SPARSITIES)
         self.view = TourFigure(self.sweep.masks(0.0), CURVE_SPARSITIES, self.curve)
         self.slider = widgets.FloatSlider(
-            value=0.0, min=0.0, max=0.99, step=0.01, description="sparsity", readout_format=".0%",
-            continuous_update=True, layout=widgets.Layout(width="60%"),
+            value=0.0,
+            min=0.0,
+            max=0.99,
+            step=0.01,
+            description="sparsity",
+            readout_format=".0%",
+            continuous_update=True,
+            layout=widgets.Layout(width="60%"),
         )
         self.image = widgets.Image(format="png")
         self.status = widgets.HTML()
