@@ -208,6 +208,7 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(models, call, message):
 
 def test_a_users_shrunk_model_reloads_into_its_template(tmp_path):
     torch.manual_seed(0)
+
     def build():
         return torch.nn.Sequential(
             torch.nn.Conv2d(3, 8, 3, padding=1),
@@ -218,6 +219,7 @@ def test_a_users_shrunk_model_reloads_into_its_template(tmp_path):
             torch.nn.Flatten(),
             torch.nn.Linear(8 * 16, 4),
         )
+
     x = torch.randn(2, 3, 4, 4)
     small = wb.shrink(build().eval(), x, sparsity=0.5)
     wb.save_shrunk(small, tmp_path / "small.pt")
