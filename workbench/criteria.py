@@ -111,13 +111,17 @@ def random_scores(model, names, data, seed: int = 0, **_) -> Scores:
     }
 
 
-@register("taylor", needs_data=True, description="first-order Taylor |w·g|, gradients summed over batches")
+@register(
+    "taylor",
+    needs_data=True,
+    description="first-order Taylor (w·g)² per batch, summed over batches (Molchanov et al. 2019)",
+)
 def taylor(model, names, data, max_batches: int | None = 8, **_) -> Scores:
-    weights, gradients = {}, {}
+    scores = {}
     for step in _weight_gradients(model, names, data, max_batches):
         for name, (w, g) in step.items():
-            weights[name], gradients[name] = w, gradients.get(name, 0) + g
-    return {name: (weights[name] * gradients[name]).abs() for name in names}
+            scores[name] = scores.get(name, 0) + (w * g) ** 2
+    return scores
 
 
 @register(
