@@ -37,6 +37,8 @@ SCOPES = ("local", "global")
 SPARSITIES = (0.3, 0.7)
 GROUP_CRITERIA = ("l1", "l2", "magnitude", "bn_scale", "fpgm", "random", "apoz")
 GROUP_PATTERNS = ("filter", "head", None)
+# Raw scores, as before global structured pruning defaulted to LAMP; the recorded masks are about that.
+PRUNER_OPTIONS = {"normalize": None}
 
 
 def fingerprint(masks: dict[str, torch.Tensor]) -> str:
@@ -51,7 +53,7 @@ def _error(error: Exception) -> str:
     return f"error: {type(error).__name__}"
 
 
-def compute(models=MODELS, criteria=CRITERIA, pruner_options=None, group_criteria=GROUP_CRITERIA) -> dict[str, str]:
+def compute(models=MODELS, criteria=CRITERIA, group_criteria=GROUP_CRITERIA) -> dict[str, str]:
     """{"model/criterion/pattern/scope/sparsity": fingerprint or "error: ..."} for Pruner and GroupPruner."""
     data = wb.load_dataset("digits")
     result = {}
@@ -62,7 +64,7 @@ def compute(models=MODELS, criteria=CRITERIA, pruner_options=None, group_criteri
                 for scope in SCOPES:
                     key = f"{model_name}/{criterion}/{pattern}/{scope}"
                     try:
-                        pruner = wb.Pruner(model, criterion, pattern, scope, data=data.train, **(pruner_options or {}))
+                        pruner = wb.Pruner(model, criterion, pattern, scope, data=data.train, **PRUNER_OPTIONS)
                     except ValueError as error:
                         result[key] = _error(error)
                         continue

@@ -11,7 +11,7 @@ from torch import nn
 import workbench as wb
 from workbench.criteria import CRITERIA, get_criterion
 
-FAST = {"max_batches": 1, "max_samples": 32, "batch_size": 32}  # every criterion ignores options it does not take
+FAST = {"max_batches": 1, "max_samples": 32, "batch_size": 32}  # each criterion takes the ones it accepts
 
 
 def weight_names(model: nn.Module, kinds=(nn.Linear, nn.Conv2d), exclude=()) -> list[str]:
@@ -36,9 +36,9 @@ def test_scores_shaped_like_weights_finite_deterministic_and_side_effect_free(
     model.train()  # criteria must restore the mode they found
     names = weight_names(model, exclude=exclude)
     before = state_copy(model)
-    fn = get_criterion(criterion).fn
-    first = fn(model, names, digits, **FAST)
-    second = fn(model, names, digits, **FAST)
+    spec = get_criterion(criterion)
+    first = spec.score(model, names, digits, **spec.accepted(FAST))
+    second = spec.score(model, names, digits, **spec.accepted(FAST))
     assert_same_state(state_copy(model), before)
     assert all(m.training for m in model.modules())
     assert set(first) == set(names)
@@ -351,9 +351,9 @@ def test_fpgm_is_sum_of_pairwise_distances(shipped, model_name):
 def test_gradient_criteria_score_frozen_layers_like_trainable_ones(shipped, digits, criterion, options):
     model = shipped("mlp")
     names = weight_names(model)
-    expected = CRITERIA[criterion].fn(model, names, digits, **FAST, **options)
+    expected = CRITERIA[criterion].fn(model, names, digits, **CRITERIA[criterion].accepted(FAST), **options)
     model.fc1.weight.requires_grad_(False)
-    scores = CRITERIA[criterion].fn(model, names, digits, **FAST, **options)
+    scores = CRITERIA[criterion].fn(model, names, digits, **CRITERIA[criterion].accepted(FAST), **options)
     for name in names:
         torch.testing.assert_close(scores[name], expected[name])
 
@@ -361,9 +361,9 @@ def test_gradient_criteria_score_frozen_layers_like_trainable_ones(shipped, digi
 def test_obd_scores_frozen_layers_like_trainable_ones(shipped, digits):
     model = shipped("mlp")
     names = weight_names(model)
-    expected = CRITERIA["obd"].fn(model, names, digits, **FAST)
+    expected = CRITERIA["obd"].fn(model, names, digits, **CRITERIA["obd"].accepted(FAST))
     model.fc1.weight.requires_grad_(False)
-    scores = CRITERIA["obd"].fn(model, names, digits, **FAST)
+    scores = CRITERIA["obd"].fn(model, names, digits, **CRITERIA["obd"].accepted(FAST))
     for name in names:
         torch.testing.assert_close(scores[name], expected[name])
 

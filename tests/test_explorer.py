@@ -7,7 +7,7 @@ import pytest
 from conftest import assert_same_state, retry_load, state_copy
 
 from workbench.measure import parameter_counts
-from workbench.pruner import report_from_masks
+from workbench.reports import report_from_masks
 from workbench.viz.pruning import mask_image
 from workbench.widgets.explorer import Explorer, unfit_layers
 

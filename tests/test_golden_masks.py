@@ -5,7 +5,6 @@ import json
 
 from golden_masks import GOLDEN, compute
 
-
 # taylor changed on purpose: (w·g)² per batch, summed (Molchanov et al. 2019), instead of |w·Σg|
 CHANGED_ON_PURPOSE = ("/taylor/",)
 

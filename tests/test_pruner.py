@@ -149,7 +149,11 @@ def test_every_criterion_pattern_scope(shipped, digits, test_inputs, criterion, 
     with torch.no_grad():
         reference = model(test_inputs)
     nm = parse_pattern(pattern).kind == "nm"
-    make = lambda: wb.Pruner(model, criterion, pattern, scope, data=digits, exclude=exclude, criterion_options=FAST)  # noqa: E731
+    options = CRITERIA[criterion].accepted(FAST)
+
+    def make():
+        return wb.Pruner(model, criterion, pattern, scope, data=digits, exclude=exclude, criterion_options=options)
+
     pruner = make()
     targets = expected_targets(model, model_name, pattern, exclude)
     weight_names = {n for params, _, _ in targets.values() for n in params}

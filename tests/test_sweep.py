@@ -14,7 +14,8 @@ from torch import nn
 from torch.nn.utils import prune
 
 import workbench as wb
-from workbench.pruner import Pruner, check_sparsity
+from workbench.pruner import Pruner
+from workbench.reports import check_sparsity
 from workbench.sweep import Sweep
 
 sparsities = st.floats(min_value=0.0, max_value=1.0, exclude_max=True, allow_nan=False)

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import StepPatch
 
 import workbench as wb
-from workbench.pruner import report_from_masks
+from workbench.reports import report_from_masks
 from workbench.sensitivity import SensitivityResult
 from workbench.viz.pruning import (
     average_ranks,

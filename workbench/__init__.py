@@ -11,7 +11,9 @@ Example:
 from .data import DATASETS, DatasetSplits, load_dataset
 from .devices import resolve_device
 from .models import MODELS, build_model, count_parameters
-from .pruner import Pruner, PruneResult, prune, sparsity_report
+from .pruner import Pruner
+from .pruning import prune
+from .reports import PruneResult, sparsity_report
 from .shrinking import shrink, shrink_with_report
 from .structure.saving import load_shrunk, save_shrunk
 from .train import History, evaluate, fine_tune, predict, train

@@ -22,15 +22,14 @@ from .data import DATASETS, load_dataset
 from .masks import plain_state_dict
 from .measure import compare_latency, model_costs
 from .models import MODELS, build_model, count_parameters
-from .patterns import PATTERNS
-from .pruner import SCOPES, prune
+from .patterns import coupled_patterns, pattern_names
+from .pruning import prune
+from .reports import SCOPES
 from .shrinking import shrink_with_report
 from .structure.saving import check_path, save_shrunk
 from .structure.shrink import default_inputs
 from .train import evaluate
 from .zoo import RECIPES, checkpoint_info, pretrained, train_checkpoint
-
-SHRINK_PATTERNS = ("neuron", "channel", "filter", "head")  # patterns that remove whole units
 
 
 def info() -> dict:
@@ -87,8 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     prune_parser = commands.add_parser("prune", help="prune a shipped model and report per-layer sparsity and accuracy")
     prune_parser.add_argument("model", choices=sorted(MODELS), help="shipped model to prune")
     prune_parser.add_argument("--sparsity", type=float, default=0.5, help="fraction of weights to prune, in [0, 1)")
-    prune_parser.add_argument("--criterion", default="magnitude", help=f"one of {', '.join(CRITERIA)}")
-    prune_parser.add_argument("--pattern", default="unstructured", help=f"one of: {', '.join(PATTERNS)}")
+    prune_parser.add_argument("--criterion", default="magnitude", choices=list(CRITERIA), help="importance criterion")
+    prune_parser.add_argument("--pattern", default="unstructured", help=f"one of: {', '.join(pattern_names())}")
     prune_parser.add_argument("--scope", default="local", choices=SCOPES)
     prune_parser.add_argument(
         "--exclude", action="append", default=[], help="module name or glob to leave dense (repeatable)"
@@ -103,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     prune_parser.add_argument(
         "--shrink",
         action="store_true",
-        help=f"remove whole units ({', '.join(SHRINK_PATTERNS)}) and report shapes, params, FLOPs and CPU latency",
+        help=f"remove whole units ({', '.join(coupled_patterns())}) and report shapes, params, FLOPs and CPU latency",
     )
     prune_parser.add_argument(
         "--batch", type=int, default=1, help="with --shrink: batch size for FLOPs and latency (default 1)"
@@ -148,9 +147,9 @@ def shrink_command(args) -> tuple[nn.Module, dict]:
     Dense and shrunk models are measured on the same random batch: parameters, FLOPs, and CPU latency
     timed interleaved (``compare_latency``) with the current torch thread count.
     """
-    if args.pattern not in SHRINK_PATTERNS:
+    if args.pattern not in coupled_patterns():
         raise ValueError(
-            f"--shrink removes whole units: use --pattern {' / '.join(SHRINK_PATTERNS)}, not {args.pattern!r}"
+            f"--shrink removes whole units: use --pattern {' / '.join(coupled_patterns())}, not {args.pattern!r}"
         )
     if args.batch < 1:
         raise ValueError(f"--batch must be at least 1, got {args.batch}")

@@ -29,8 +29,8 @@ from torch.utils import benchmark
 from torch.utils.flop_counter import FlopCounterMode
 
 from .devices import resolve_device
+from .layers import prunable_layers
 from .masks import qualified
-from .patterns import prunable_layers
 
 
 def parameter_counts(model: nn.Module, masks: dict[str, torch.Tensor] | None = None) -> tuple[int, int]:

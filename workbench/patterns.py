@@ -1,10 +1,12 @@
-"""Patterns: how a model's weights are cut into groups that are kept or pruned together.
+"""Patterns: how a model's weights are cut into groups that are kept or pruned together, one registry.
 
-A ``Target`` is one unit of selection (usually one layer; for attention heads, a whole attention
-module): for every parameter it touches, a tensor of group ids shaped like the parameter (-1 = not
-part of any group). Group ids turn element scores into group scores with one ``scatter_reduce``
-and group decisions back into element masks with one gather, for every pattern alike. The same
-targets describe what a structured shrink must remove.
+A ``PatternSpec`` says how a pattern cuts a weight into groups, which layers it applies to, whether
+it is structured, and what whole-group pruning (``wb.shrink``, ``coupled=True``) removes under its
+name. ``register_pattern`` adds one; the pruner, the shrinker, the widgets and the CLI read
+``PATTERN_SPECS``. A ``Target`` is one unit of selection (usually one layer; for attention heads, a
+whole attention module): for every parameter it touches, a tensor of group ids shaped like the
+parameter (-1 = not part of any group). Group ids turn element scores into group scores with one
+``scatter_reduce`` and group decisions back into element masks with one gather, for every pattern alike.
 
 Example:
     >>> from torch import nn
@@ -13,76 +15,118 @@ Example:
     ['0']
     >>> parse_pattern("2:4")
     Pattern(kind='nm', n=2, m=4, block=None)
+    >>> pattern_examples()
+    ('unstructured', '2:4', 'block1x4', 'block4x4', 'kernel', 'neuron', 'channel', 'head')
 """
 
 from __future__ import annotations
 
-import fnmatch
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from .attention import attention_layouts
+from .layers import PRUNABLE_LAYERS, check_exclude, is_excluded, prunable_layers
 from .masks import qualified
 
-PATTERNS = (
-    "unstructured",
-    "N:M (e.g. 2:4)",
-    "blockRxC (e.g. block1x4, block4x4)",
-    "kernel",
-    "neuron",
-    "filter",
-    "channel",
-    "head",
-)
-OUTPUT_PATTERNS = ("neuron", "filter")  # whole output units: rows of a Linear, filters of a Conv
-PRUNABLE_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
+GroupIds = Callable[[torch.Tensor, "Pattern"], tuple[torch.Tensor, int]]
 
 
 @dataclass(frozen=True)
 class Pattern:
-    kind: str  # "unstructured", "nm", "block", "kernel", "output", "input", "head"
+    """A parsed pattern name: its registry ``kind`` and parameters ("2:4" → kind "nm", n=2, m=4)."""
+
+    kind: str  # a key of PATTERN_SPECS: "unstructured", "nm", "block", "kernel", "output", "input", "head"
     n: int | None = None  # N:M: keep n of every m
     m: int | None = None
     block: tuple[int, int] | None = None  # block rows × columns of the (out, in·k·k) view
 
     @property
+    def spec(self) -> PatternSpec:
+        return PATTERN_SPECS[self.kind]
+
+    @property
     def structured(self) -> bool:
-        return self.kind in ("output", "input", "head")
+        return self.spec.structured
 
     @property
     def fixed_sparsity(self) -> float | None:
-        """N:M patterns fix the sparsity at 1 - N/M."""
-        return 1 - self.n / self.m if self.kind == "nm" else None
+        """Patterns that fix the sparsity (N:M: 1 - N/M), else None."""
+        return self.spec.fixed_sparsity(self) if self.spec.fixed_sparsity else None
+
+
+@dataclass(frozen=True)
+class PatternSpec:
+    """One pattern: how it cuts weights into groups and where it applies.
+
+    ``group_ids(weight, pattern) -> (ids, count)`` labels every weight element with its group (per layer);
+    patterns over other units (attention heads) give ``targets(model, pattern, exclude)`` instead.
+    """
+
+    kind: str
+    names: tuple[str, ...]  # names that select it exactly ("neuron", "filter")
+    description: str
+    examples: tuple[str, ...]  # names shown in dropdowns, the CLI help and the docs
+    group_ids: GroupIds | None = None
+    layers: tuple[type[nn.Module], ...] = PRUNABLE_LAYERS  # layer types it cuts
+    parse: Callable[[str], Pattern | None] | None = None  # for parametrized names ("2:4", "block4x4")
+    syntax: str = ""  # how a parametrized name is written, e.g. "N:M (e.g. 2:4)"
+    structured: bool = False  # removes whole units (rows, columns, heads): the matrices can get smaller
+    coupled: str | None = None  # what whole-group pruning removes under these names: "channel" or "head" groups
+    skips_last_layer: bool = False  # leaves the model's last layer dense (its outputs are the classes)
+    check: Callable[[str, torch.Tensor, Pattern], None] | None = None  # ValueError when a shape does not fit
+    targets: Callable[[nn.Module, Pattern, tuple[str, ...]], list[Target]] | None = None
+    fixed_sparsity: Callable[[Pattern], float] | None = None
+    keep: Callable[[torch.Tensor, torch.Tensor, int, Pattern], torch.Tensor] | None = None  # fixed-sparsity selection
+    elementwise: bool = False  # one group per element (masks are views of the keep vector)
+
+
+PATTERN_SPECS: dict[str, PatternSpec] = {}
+
+
+def register_pattern(spec: PatternSpec) -> PatternSpec:
+    """Add a pattern to the registry: ``wb.prune``, ``wb.Pruner``, widgets and the CLI offer it from then on."""
+    taken = {name for other in PATTERN_SPECS.values() if other.kind != spec.kind for name in other.names}
+    if clash := taken & set(spec.names):
+        raise ValueError(f"pattern names {sorted(clash)} are taken by another pattern")
+    if spec.group_ids is None and spec.targets is None:
+        raise ValueError(f"pattern {spec.kind!r} needs group_ids (per layer) or targets (other units)")
+    PATTERN_SPECS[spec.kind] = spec
+    return spec
+
+
+def pattern_names() -> tuple[str, ...]:
+    """How each pattern is written, for help texts: "unstructured", "N:M (e.g. 2:4)", "neuron", …"""
+    return tuple(text for spec in PATTERN_SPECS.values() for text in (spec.syntax, *spec.names) if text)
+
+
+def pattern_examples() -> tuple[str, ...]:
+    """Concrete pattern names for dropdowns and tests, every registered pattern represented."""
+    return tuple(example for spec in PATTERN_SPECS.values() for example in spec.examples)
+
+
+def coupled_patterns() -> tuple[str, ...]:
+    """Names under which whole dependency groups are pruned and shrunk ("neuron", "filter", "head")."""
+    return tuple(name for spec in PATTERN_SPECS.values() if spec.coupled for name in spec.names)
 
 
 def parse_pattern(pattern: str | Pattern) -> Pattern:
     """Read a pattern name: "unstructured", "2:4", "block4x4", "kernel", "neuron", "filter", "channel", "head"."""
     if isinstance(pattern, Pattern):
         return pattern
-    text = str(pattern).strip().lower()
-    simple = {
-        "unstructured": "unstructured",
-        "kernel": "kernel",
-        "neuron": "output",
-        "filter": "output",
-        "channel": "input",
-        "head": "head",
-    }
-    if text in simple:
-        return Pattern(simple[text])
-    if match := re.fullmatch(r"(\d+):(\d+)", text):
-        n, m = int(match[1]), int(match[2])
-        if not 0 < n < m:
-            raise ValueError(f"N:M pattern needs 0 < N < M, got {pattern!r}")
-        return Pattern("nm", n=n, m=m)
-    if match := re.fullmatch(r"block(\d+)x(\d+)", text):
-        rows, cols = int(match[1]), int(match[2])
-        if rows < 1 or cols < 1 or rows * cols < 2:
-            raise ValueError(f"block pattern needs at least 2 weights per block, got {pattern!r}")
-        return Pattern("block", block=(rows, cols))
-    raise ValueError(f"unknown pattern {pattern!r}; choose one of: {', '.join(PATTERNS)}")
+    if not isinstance(pattern, str):
+        raise ValueError(f"pattern must be a name such as 'unstructured' or '2:4', got {pattern!r}")
+    text = pattern.strip().lower()
+    for spec in PATTERN_SPECS.values():
+        if text in spec.names:
+            return Pattern(spec.kind)
+    for spec in PATTERN_SPECS.values():
+        if spec.parse and (parsed := spec.parse(text)) is not None:
+            return parsed
+    raise ValueError(f"unknown pattern {pattern!r}; choose one of: {', '.join(pattern_names())}")
 
 
 @dataclass
@@ -108,6 +152,8 @@ class Target:
 
     def group_scores(self, scores: dict[str, torch.Tensor], reduce: str) -> torch.Tensor:
         """One score per group from element scores: "sum", "mean" or "l2" (root of summed squares)."""
+        if self.elementwise:  # one element per group: its score as it is (a negative score stays negative)
+            return torch.cat([scores[name].flatten().double() for name in self.group_ids])
         total = torch.zeros(self.num_groups, dtype=torch.float64)
         for name, ids in self.group_ids.items():
             inside = ids >= 0
@@ -125,207 +171,46 @@ class Target:
         return {name: padded[ids] for name, ids in self.group_ids.items()}
 
 
-def _view2d_ids(weight: torch.Tensor, kind: str, block: tuple[int, int] | None) -> tuple[torch.Tensor, int]:
-    out_features = weight.shape[0]
-    if kind == "unstructured":
-        return torch.arange(weight.numel()).view(weight.shape), weight.numel()
-    if kind == "output":
-        return torch.arange(out_features).view(-1, *[1] * (weight.dim() - 1)).expand(weight.shape).clone(), out_features
-    if kind == "input":
-        in_features = weight.shape[1]
-        return torch.arange(in_features).view(1, -1, *[1] * (weight.dim() - 2)).expand(
-            weight.shape
-        ).clone(), in_features
-    if kind == "kernel":
-        pairs = weight.shape[0] * weight.shape[1]
-        return torch.arange(pairs).view(*weight.shape[:2], *[1] * (weight.dim() - 2)).expand(
-            weight.shape
-        ).clone(), pairs
-    rows, cols = block
-    flat_cols = weight[0].numel()
+# ---- group ids of the built-in patterns ----
+
+
+def _unstructured_ids(weight: torch.Tensor, pattern: Pattern) -> tuple[torch.Tensor, int]:
+    return torch.arange(weight.numel()).view(weight.shape), weight.numel()
+
+
+def _along(weight: torch.Tensor, dims: int) -> tuple[torch.Tensor, int]:
+    """One group per index of the first ``dims`` dimensions (rows; rows × columns)."""
+    count = int(torch.tensor(weight.shape[:dims]).prod())
+    ids = torch.arange(count).view(*weight.shape[:dims], *[1] * (weight.dim() - dims))
+    return ids.expand(weight.shape).clone(), count
+
+
+def _output_ids(weight: torch.Tensor, pattern: Pattern) -> tuple[torch.Tensor, int]:
+    return _along(weight, 1)
+
+
+def _input_ids(weight: torch.Tensor, pattern: Pattern) -> tuple[torch.Tensor, int]:
+    in_features = weight.shape[1]
+    ids = torch.arange(in_features).view(1, -1, *[1] * (weight.dim() - 2))
+    return ids.expand(weight.shape).clone(), in_features
+
+
+def _kernel_ids(weight: torch.Tensor, pattern: Pattern) -> tuple[torch.Tensor, int]:
+    return _along(weight, 2)
+
+
+def _block_ids(weight: torch.Tensor, pattern: Pattern) -> tuple[torch.Tensor, int]:
+    rows, cols = pattern.block
+    out_features, flat_cols = weight.shape[0], weight[0].numel()
     row_ids = torch.arange(out_features).div(rows, rounding_mode="floor").view(-1, 1)
     col_ids = torch.arange(flat_cols).div(cols, rounding_mode="floor").view(1, -1)
     ids = row_ids * (flat_cols // cols) + col_ids
     return ids.view(weight.shape), (out_features // rows) * (flat_cols // cols)
 
 
-def _check_shape(name: str, weight: torch.Tensor, pattern: Pattern) -> None:
-    if pattern.kind == "nm":
-        channels = weight.shape[1]
-        if channels % pattern.m:
-            raise ValueError(
-                f"{pattern.n}:{pattern.m} groups {pattern.m} consecutive inputs, but {name!r} has {channels} input "
-                f"features/channels (not divisible by {pattern.m}); exclude it, e.g. exclude=[{name.rpartition('.')[0]!r}]"
-            )
-    if pattern.kind == "block":
-        rows, cols = pattern.block
-        if weight.shape[0] % rows or weight[0].numel() % cols:
-            raise ValueError(
-                f"block{rows}x{cols} needs the ({weight.shape[0]} × {weight[0].numel()}) weight view of {name!r} to "
-                f"divide into {rows}×{cols} tiles; exclude it, e.g. exclude=[{name.rpartition('.')[0]!r}]"
-            )
-
-
-HEAD_COUNTS = ("num_heads", "num_attention_heads", "n_heads", "n_head", "heads", "nhead")
-HEAD_SIZES = ("head_dim", "attention_head_size", "head_size", "d_head", "dim_head")
-SEPARATE = (("q", "k", "v"), ("query", "key", "value"), ("q_proj", "k_proj", "v_proj"), ("to_q", "to_k", "to_v"))
-FUSED = ("qkv", "to_qkv", "Wqkv")
-OUTS = ("out", "out_proj", "proj", "o", "o_proj", "dense", "c_proj", "to_out", "wo")
-WIDTHS = ("all_head_size", "inner_dim", "inner_size", "embed_dim", "hidden_size", "dim")
-
-
-@dataclass(frozen=True)
-class AttentionLayout:
-    """Where an attention module keeps its heads: q/k/v rows in ``head_dim`` blocks, the out columns.
-
-    ``qkv`` lists (child Linear, row offset) for q, k and v: separate layers at offset 0, or one fused
-    layer at offsets 0, width, 2·width. ``out`` is None when the heads are read outside the module.
-    """
-
-    heads_attr: str  # attribute holding the head count, updated when heads are removed
-    num_heads: int
-    head_dim: int
-    qkv: tuple[tuple[str, int], ...]
-    out: str | None
-    widths: tuple[str, ...] = ()  # int attributes equal to num_heads × head_dim, updated with the head count
-
-    @property
-    def width(self) -> int:
-        return self.num_heads * self.head_dim
-
-    def group_ids(self, name: str, module: nn.Module) -> dict[str, torch.Tensor]:
-        """Head ids of the q/k/v weight rows and out weight columns (-1 elsewhere), by state_dict name."""
-        ids = {}
-        heads = torch.arange(self.width).div(self.head_dim, rounding_mode="floor")
-        for child, offset in self.qkv:
-            weight = getattr(module, child).weight
-            key = qualified(qualified(name, child), "weight")
-            rows = ids.setdefault(key, torch.full(weight.shape, -1, dtype=torch.long))
-            rows[offset : offset + self.width] = heads.view(-1, 1)
-        if self.out is not None:
-            out = getattr(module, self.out).weight
-            ids[qualified(qualified(name, self.out), "weight")] = heads.view(1, -1).expand(out.shape[0], -1).clone()
-        return ids
-
-
-def attention_layout(module: nn.Module) -> AttentionLayout | None:
-    """The head layout of an attention module (separate or fused q/k/v Linear layers), or None."""
-    heads_attr = next(
-        (a for a in HEAD_COUNTS if isinstance(getattr(module, a, None), int) and getattr(module, a) > 0), None
-    )
-    if heads_attr is None:
-        return None
-    num_heads = getattr(module, heads_attr)
-    children = dict(module.named_children())
-    linear = {name: m for name, m in children.items() if isinstance(m, nn.Linear)}
-    separate = next((names for names in SEPARATE if all(n in linear for n in names)), None)
-    fused = next((n for n in FUSED if n in linear), None)
-    if separate:
-        width = linear[separate[0]].out_features
-        qkv = tuple((n, 0) for n in separate)
-        if any(linear[n].out_features != width for n in separate):
-            return None
-    elif fused and linear[fused].out_features % 3 == 0:
-        width = linear[fused].out_features // 3
-        qkv = ((fused, 0), (fused, width), (fused, 2 * width))
-    else:
-        return None
-    head_dim = next(
-        (getattr(module, a) for a in HEAD_SIZES if isinstance(getattr(module, a, None), int)), width // num_heads
-    )
-    if head_dim < 1 or num_heads * head_dim != width:
-        return None
-    out = next((n for n in OUTS if n in linear and linear[n].in_features == width), None)
-    widths = tuple(
-        a
-        for a in WIDTHS
-        if a not in (heads_attr,) and getattr(module, a, None) == width and type(getattr(module, a)) is int
-    )
-    return AttentionLayout(heads_attr, num_heads, head_dim, qkv, out, widths)
-
-
-def attention_layouts(model: nn.Module) -> dict[str, AttentionLayout]:
-    """The head layout of every attention module of ``model`` (see ``attention_layout``), by module name."""
-    found = {}
-    for name, module in model.named_modules():
-        layout = attention_layout(module)
-        if layout is not None:
-            found[name] = layout
-    return found
-
-
-def attention_modules(model: nn.Module) -> dict[str, nn.Module]:
-    """Modules with ``num_heads``, ``head_dim`` and Linear ``q``, ``k``, ``v``, ``out`` children."""
-    found = {}
-    for name, module in model.named_modules():
-        if (
-            hasattr(module, "num_heads")
-            and hasattr(module, "head_dim")
-            and all(isinstance(getattr(module, part, None), nn.Linear) for part in ("q", "k", "v", "out"))
-        ):
-            found[name] = module
-    return found
-
-
-def _excluded(name: str, exclude) -> bool:
-    return any(name == pattern or fnmatch.fnmatchcase(name, pattern) for pattern in exclude)
-
-
-def prunable_layers(model: nn.Module, exclude=()) -> dict[str, nn.Module]:
-    """Linear and Conv layers by module name, minus those matching ``exclude`` (names or globs)."""
-    return {
-        name: module
-        for name, module in model.named_modules()
-        if isinstance(module, PRUNABLE_LAYERS) and not _excluded(name, exclude)
-    }
-
-
-def build_targets(model: nn.Module, pattern: str | Pattern, exclude=()) -> list[Target]:
-    """The selection targets of ``pattern`` on ``model``.
-
-    Layers a pattern does not apply to (kernel on a Linear, N:M on nothing) are left dense; output-unit
-    patterns leave the model's last layer dense, since its outputs are the classes. Raises ValueError
-    when nothing is left to prune or a layer's shape does not fit the pattern.
-    """
-    pattern = parse_pattern(pattern)
-    if pattern.kind == "head":
-        targets = []
-        for name, layout in attention_layouts(model).items():
-            if not _excluded(name, exclude):
-                targets.append(Target(name, layout.group_ids(name, model.get_submodule(name)), layout.num_heads))
-        if not targets:
-            raise ValueError(
-                "the head pattern needs attention modules with a head count (num_heads, …) and q/k/v or fused qkv Linear layers; this model has none (not excluded)"
-            )
-        return targets
-    layers = prunable_layers(model, exclude)
-    if pattern.kind == "output" and layers:
-        last = list(prunable_layers(model))[-1]
-        layers.pop(last, None)
-    if pattern.kind == "kernel":
-        layers = {name: m for name, m in layers.items() if isinstance(m, (nn.Conv1d, nn.Conv2d))}
-        if not layers:
-            raise ValueError(
-                "the kernel pattern prunes whole k×k kernels of Conv layers; this model has no Conv layer (not excluded)"
-            )
-    if not layers:
-        raise ValueError(
-            f"nothing to prune: no Linear or Conv layer left for pattern {pattern.kind!r} (exclude={list(exclude)})"
-        )
-    targets = []
-    for name, layer in layers.items():
-        weight_name = qualified(name, "weight")
-        _check_shape(weight_name, layer.weight, pattern)
-        if pattern.kind == "nm":
-            ids, count = _nm_ids(layer.weight, pattern.m)
-        else:
-            ids, count = _view2d_ids(layer.weight, pattern.kind, pattern.block)
-        targets.append(Target(name, {weight_name: ids}, count, elementwise=pattern.kind == "unstructured"))
-    return targets
-
-
-def _nm_ids(weight: torch.Tensor, m: int) -> tuple[torch.Tensor, int]:
+def _nm_ids(weight: torch.Tensor, pattern: Pattern) -> tuple[torch.Tensor, int]:
     """Group ids of M consecutive input channels at the same (output, kernel position)."""
+    m = pattern.m
     out_features, in_features = weight.shape[:2]
     spatial = weight[0, 0].numel()
     o = torch.arange(out_features).view(-1, 1, 1)
@@ -335,8 +220,49 @@ def _nm_ids(weight: torch.Tensor, m: int) -> tuple[torch.Tensor, int]:
     return ids.view(weight.shape), out_features * (in_features // m) * spatial
 
 
-def nm_keep(scores: torch.Tensor, ids: torch.Tensor, num_groups: int, n: int, m: int) -> torch.Tensor:
+def _exclude_hint(name: str) -> str:
+    return f"exclude it, e.g. exclude=[{name.rpartition('.')[0]!r}]"
+
+
+def _check_nm(name: str, weight: torch.Tensor, pattern: Pattern) -> None:
+    channels = weight.shape[1]
+    if channels % pattern.m:
+        raise ValueError(
+            f"{pattern.n}:{pattern.m} groups {pattern.m} consecutive inputs, but {name!r} has {channels} input "
+            f"features/channels (not divisible by {pattern.m}); {_exclude_hint(name)}"
+        )
+
+
+def _check_block(name: str, weight: torch.Tensor, pattern: Pattern) -> None:
+    rows, cols = pattern.block
+    if weight.shape[0] % rows or weight[0].numel() % cols:
+        raise ValueError(
+            f"block{rows}x{cols} needs the ({weight.shape[0]} × {weight[0].numel()}) weight view of {name!r} to "
+            f"divide into {rows}×{cols} tiles; {_exclude_hint(name)}"
+        )
+
+
+def _parse_nm(text: str) -> Pattern | None:
+    if not (match := re.fullmatch(r"(\d+):(\d+)", text)):
+        return None
+    n, m = int(match[1]), int(match[2])
+    if not 0 < n < m:
+        raise ValueError(f"N:M pattern needs 0 < N < M, got {text!r}")
+    return Pattern("nm", n=n, m=m)
+
+
+def _parse_block(text: str) -> Pattern | None:
+    if not (match := re.fullmatch(r"block(\d+)x(\d+)", text)):
+        return None
+    rows, cols = int(match[1]), int(match[2])
+    if rows < 1 or cols < 1 or rows * cols < 2:
+        raise ValueError(f"block pattern needs at least 2 weights per block, got {text!r}")
+    return Pattern("block", block=(rows, cols))
+
+
+def nm_keep(scores: torch.Tensor, ids: torch.Tensor, num_groups: int, pattern: Pattern) -> torch.Tensor:
     """Keep the ``n`` best of every group of ``m`` (ties: lower input index kept first)."""
+    n, m = pattern.n, pattern.m
     order = ids.flatten().argsort(stable=True)  # elements grouped, inputs ascending inside a group
     grouped = scores.flatten()[order].view(num_groups, m)
     ranks = grouped.argsort(dim=1, descending=True, stable=True)[:, :n]
@@ -345,3 +271,113 @@ def nm_keep(scores: torch.Tensor, ids: torch.Tensor, num_groups: int, n: int, m:
     keep = torch.empty(scores.numel(), dtype=torch.bool)
     keep[order] = keep_grouped.flatten()
     return keep.view(scores.shape)
+
+
+def _head_targets(model: nn.Module, pattern: Pattern, exclude: tuple[str, ...]) -> list[Target]:
+    targets = [
+        Target(name, layout.group_ids(name, model.get_submodule(name)), layout.num_heads)
+        for name, layout in attention_layouts(model).items()
+        if not is_excluded(name, exclude)
+    ]
+    if not targets:
+        raise ValueError(
+            "the head pattern needs attention modules with a head count (num_heads, …) and q/k/v or fused qkv "
+            "Linear layers; this model has none (not excluded)"
+        )
+    return targets
+
+
+for _spec in (
+    PatternSpec(
+        "unstructured", ("unstructured",), "any single weight", ("unstructured",), _unstructured_ids, elementwise=True
+    ),
+    PatternSpec(
+        "nm",
+        (),
+        "keep N of every M consecutive inputs (semi-structured)",
+        ("2:4",),
+        _nm_ids,
+        parse=_parse_nm,
+        syntax="N:M (e.g. 2:4)",
+        check=_check_nm,
+        fixed_sparsity=lambda p: 1 - p.n / p.m,
+        keep=nm_keep,
+    ),
+    PatternSpec(
+        "block",
+        (),
+        "R×C tiles of the (out, in·k·k) weight view",
+        ("block1x4", "block4x4"),
+        _block_ids,
+        parse=_parse_block,
+        syntax="blockRxC (e.g. block1x4, block4x4)",
+        check=_check_block,
+    ),
+    PatternSpec(
+        "kernel",
+        ("kernel",),
+        "whole k×k kernels of Conv layers",
+        ("kernel",),
+        _kernel_ids,
+        layers=(nn.Conv1d, nn.Conv2d),
+    ),
+    PatternSpec(
+        "output",
+        ("neuron", "filter"),
+        "output units: rows of a Linear, filters of a Conv",
+        ("neuron",),
+        _output_ids,
+        structured=True,
+        coupled="channel",
+        skips_last_layer=True,
+    ),
+    PatternSpec(
+        "input",
+        ("channel",),
+        "input units: columns of a Linear, input channels of a Conv, one layer at a time",
+        ("channel",),
+        _input_ids,
+        structured=True,
+    ),
+    PatternSpec(
+        "head",
+        ("head",),
+        "attention heads: q/k/v row blocks and out-projection columns",
+        ("head",),
+        targets=_head_targets,
+        structured=True,
+        coupled="head",
+    ),
+):
+    register_pattern(_spec)
+
+
+def build_targets(model: nn.Module, pattern: str | Pattern, exclude=()) -> list[Target]:
+    """The selection targets of ``pattern`` on ``model``.
+
+    Layers a pattern does not apply to (kernel on a Linear) are left dense; output-unit patterns leave
+    the model's last layer dense, since its outputs are the classes. Raises ValueError when nothing is
+    left to prune, a layer's shape does not fit the pattern, or an ``exclude`` entry matches nothing.
+    """
+    pattern = parse_pattern(pattern)
+    spec = pattern.spec
+    exclude = check_exclude(model, exclude)
+    if spec.targets is not None:
+        return spec.targets(model, pattern, exclude)
+    layers = {name: m for name, m in prunable_layers(model, exclude).items() if isinstance(m, spec.layers)}
+    if spec.skips_last_layer and layers:
+        layers.pop(list(prunable_layers(model))[-1], None)
+    if not layers:
+        kinds = "/".join(sorted({cls.__name__.rstrip("12d") for cls in spec.layers}))
+        raise ValueError(
+            f"nothing to prune: the {spec.kind} pattern cuts {spec.description}, and no {kinds} layer is left "
+            f"(exclude={list(exclude)})"
+        )
+    targets = []
+    for name, layer in layers.items():
+        weight_name = qualified(name, "weight")
+        if spec.check is not None:
+            spec.check(weight_name, layer.weight, pattern)
+        ids, count = spec.group_ids(layer.weight, pattern)
+        targets.append(Target(name, {weight_name: ids}, count, elementwise=spec.elementwise))
+    return targets

@@ -12,139 +12,27 @@ lower position (layer order, then flat index) first, as a stable sort does.
 Example:
     >>> import workbench as wb
     >>> model = wb.pretrained("mlp")
-    >>> result = wb.prune(model, sparsity=0.5, criterion="magnitude", pattern="unstructured", scope="global")
-    >>> round(result.sparsity, 4)
+    >>> pruner = Pruner(model, "magnitude", "unstructured", "global")
+    >>> masks = pruner.masks(0.5)
+    >>> round(1 - sum(int(m.sum()) for m in masks.values()) / sum(m.numel() for m in masks.values()), 4)
     0.5
-    >>> wb.masks.undo(model)
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
-import re
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
 from .criteria import get_criterion
-from .masks import apply_masks, dense_parameter, functional_weights, get_masks, qualified, unmasked
-from .patterns import Target, build_targets, nm_keep, parse_pattern, prunable_layers
+from .criteria.registry import REDUCTIONS
+from .masks import apply_masks, dense_parameter, functional_weights, get_masks, unmasked
+from .patterns import Target, build_targets, parse_pattern
+from .reports import SCOPES, PruneResult, check_choice, check_sparsity, report_from_masks
 
-SCOPES = ("local", "global")
-REDUCTIONS = ("l2", "sum", "mean")
-NORMALIZATIONS = (None, "lamp")
-
-
-def check_sparsity(sparsity, what: str = "sparsity") -> float:
-    """Return ``sparsity`` as a float, or raise ValueError unless 0 <= sparsity < 1."""
-    try:
-        value = float(sparsity)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a number in [0, 1), got {sparsity!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{what} must be in [0, 1) (the fraction of weights to prune), got {sparsity!r}")
-    return value
-
-
-@dataclass
-class LayerSparsity:
-    name: str  # state_dict name of the parameter
-    shape: tuple[int, ...]
-    total: int
-    pruned: int
-
-    @property
-    def sparsity(self) -> float:
-        return self.pruned / self.total if self.total else 0.0
-
-    @property
-    def kept(self) -> int:
-        return self.total - self.pruned
-
-
-@dataclass
-class SparsityReport:
-    """Per-parameter and overall sparsity; ``str()`` is a table."""
-
-    layers: list[LayerSparsity]
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        return sum(layer.total for layer in self.layers)
-
-    @property
-    def pruned(self) -> int:
-        return sum(layer.pruned for layer in self.layers)
-
-    @property
-    def sparsity(self) -> float:
-        return self.pruned / self.total if self.total else 0.0
-
-    def to_dict(self) -> dict:
-        rows = [
-            {
-                "name": l.name,
-                "shape": list(l.shape),
-                "total": l.total,
-                "pruned": l.pruned,
-                "kept": l.kept,
-                "sparsity": l.sparsity,
-            }
-            for l in self.layers
-        ]
-        return {
-            "layers": rows,
-            "total": self.total,
-            "pruned": self.pruned,
-            "sparsity": self.sparsity,
-            "notes": self.notes,
-        }
-
-    def __str__(self) -> str:
-        width = max([len(l.name) for l in self.layers] + [5])
-        lines = [f"{'layer':<{width}}  {'shape':<16} {'kept':>9} {'total':>9} {'sparsity':>9}"]
-        for l in self.layers:
-            shape = "×".join(map(str, l.shape))
-            lines.append(f"{l.name:<{width}}  {shape:<16} {l.kept:>9,} {l.total:>9,} {l.sparsity:>9.2%}")
-        lines.append(
-            f"{'all':<{width}}  {'':<16} {self.total - self.pruned:>9,} {self.total:>9,} {self.sparsity:>9.2%}"
-        )
-        return "\n".join(lines + [f"note: {note}" for note in self.notes])
-
-
-@dataclass
-class PruneResult(SparsityReport):
-    """What ``wb.prune`` did: the masks by state_dict name, and the sparsity table."""
-
-    masks: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-def report_from_masks(masks: dict[str, torch.Tensor], notes=()) -> SparsityReport:
-    layers = [LayerSparsity(name, tuple(m.shape), m.numel(), int(m.numel() - m.sum())) for name, m in masks.items()]
-    return SparsityReport(layers, list(notes))
-
-
-def sparsity_report(model: nn.Module) -> SparsityReport:
-    """Zeros in every Linear/Conv weight and every masked parameter of any model (masked or not).
-
-    Example:
-        >>> import workbench as wb
-        >>> wb.sparsity_report(wb.build_model("mlp")).sparsity
-        0.0
-    """
-    names = {qualified(name, "weight") for name in prunable_layers(model)} | set(get_masks(model))
-    layers = []
-    for name, _ in model.named_parameters():  # keeps module order; masked weights appear as .original
-        plain = re.sub(r"(^|\.)parametrizations\.", r"\1", name).removesuffix(".original")
-        if plain in names:
-            module_name, _, leaf = plain.rpartition(".")
-            value = getattr(model.get_submodule(module_name), leaf)
-            layers.append(LayerSparsity(plain, tuple(value.shape), value.numel(), int((value == 0).sum())))
-    return SparsityReport(layers)
+NORMALIZATIONS = ("auto", None, "lamp")
 
 
 def _lamp(scores: torch.Tensor) -> torch.Tensor:
@@ -174,8 +62,10 @@ class Pruner:
         scope: "local" (each layer its own ranking) or "global" (one ranking; never empties a layer).
         data: what data-driven criteria score on (a DatasetSplits uses its .train).
         exclude: module names or globs left dense.
-        reduce: how element scores become group scores: "l2", "sum" or "mean".
-        normalize: None or "lamp" (layer-adaptive scores, for global scope).
+        reduce: how element scores become group scores: "l2", "sum" or "mean" (default: the criterion's own,
+            e.g. "sum" for ``l1``, else "l2").
+        normalize: "auto" (default: LAMP for structured patterns under global scope, so that no layer is cut
+            down to a single unit while others stay whole; raw scores otherwise), None (raw scores) or "lamp".
         compose: score the masked model as it is, and AND new masks with the current ones.
         criterion_options: extra keyword arguments of the criterion (e.g. seed, max_batches).
     """
@@ -188,39 +78,39 @@ class Pruner:
         scope="local",
         data=None,
         exclude=(),
-        reduce="l2",
-        normalize=None,
+        reduce=None,
+        normalize="auto",
         compose=False,
         criterion_options=None,
     ):
-        if scope not in SCOPES:
-            raise ValueError(f"unknown scope {scope!r}; choose one of {', '.join(SCOPES)}")
-        if reduce not in REDUCTIONS:
-            raise ValueError(f"unknown reduce {reduce!r}; choose one of {', '.join(REDUCTIONS)}")
-        if normalize not in NORMALIZATIONS:
-            raise ValueError(f"unknown normalize {normalize!r}; choose None or 'lamp'")
-        if isinstance(exclude, str):
-            exclude = (exclude,)
-        self.model, self.scope, self.compose = model, scope, compose
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        check_choice("scope", scope, SCOPES)
         self.criterion = get_criterion(criterion)
-        if self.criterion.needs_data and data is None:
-            raise ValueError(
-                f"criterion {criterion!r} scores with data: pass data=<DatasetSplits, Dataset, DataLoader or (inputs, labels)>"
-            )
+        reduce = self.criterion.reduce or "l2" if reduce is None else reduce
+        check_choice("reduce", reduce, REDUCTIONS)
+        check_choice("normalize", normalize, NORMALIZATIONS)
+        if not isinstance(compose, bool):
+            raise ValueError(f"compose must be True or False, got {compose!r}")
+        options = dict(criterion_options or {})
+        self.criterion.check_options(options)
+        self.model, self.scope, self.compose = model, scope, compose
         self.pattern = parse_pattern(pattern)
+        if normalize == "auto":
+            normalize = "lamp" if scope == "global" and self.pattern.structured else None
+        self.normalize = normalize
         self.targets: list[Target] = build_targets(model, self.pattern, exclude)
         self.names = [name for target in self.targets for name in target.group_ids]
         self.weights = {name: dense_parameter(model, name).detach() for name in self.names}
         current = get_masks(model)
         self.current_masks = {name: current[name].clone() for name in self.names if name in current}
         with contextlib.nullcontext() if compose else unmasked(model):  # score the dense model unless composing
-            scores = self.criterion.fn(model, self.names, data, **(criterion_options or {}))
+            scores = self.criterion.score(model, self.names, data, **options)
         self.scores = {name: scores[name].detach() for name in self.names}
-        if self.pattern.kind == "nm":
-            self.nm_masks = {
-                name: nm_keep(self.scores[name].cpu(), ids, t.num_groups, self.pattern.n, self.pattern.m).to(
-                    self.weights[name].device
-                )
+        keep = self.pattern.spec.keep
+        if keep is not None:  # fixed-sparsity patterns (N:M) choose inside each group
+            self.fixed_masks = {
+                name: keep(self.scores[name].cpu(), ids, t.num_groups, self.pattern).to(self.weights[name].device)
                 for t in self.targets
                 for name, ids in t.group_ids.items()
             }
@@ -230,6 +120,14 @@ class Pruner:
             group_scores = [_lamp(s) for s in group_scores]
         self.local_ranks = [_ranks(s) for s in group_scores]
         self._rank_globally(group_scores)
+
+    @property
+    def name(self) -> str:
+        """The pattern as written: "2:4", "block4x4", "neuron"…"""
+        p = self.pattern
+        return {"nm": f"{p.n}:{p.m}", "block": f"block{p.block[0]}x{p.block[1]}" if p.block else ""}.get(
+            p.kind, (p.spec.names or (p.kind,))[0]
+        )
 
     def _group_scores(self, target: Target, reduce: str) -> torch.Tensor:
         scores = target.group_scores({n: self.scores[n].cpu() for n in target.group_ids}, reduce)
@@ -280,13 +178,11 @@ class Pruner:
 
     def _select(self, sparsity, layer_sparsity) -> tuple[dict[str, torch.Tensor], list[str]]:
         notes = []
-        if self.pattern.kind == "nm":
-            fixed = self.pattern.fixed_sparsity
+        fixed = self.pattern.fixed_sparsity
+        if fixed is not None:
             if layer_sparsity or (sparsity is not None and abs(check_sparsity(sparsity) - fixed) > 1e-9):
-                raise ValueError(
-                    f"{self.pattern.n}:{self.pattern.m} fixes the sparsity at {fixed:g}; pass sparsity=None or {fixed:g}"
-                )
-            return self._composed(dict(self.nm_masks)), notes
+                raise ValueError(f"{self.name} fixes the sparsity at {fixed:g}; pass sparsity=None or {fixed:g}")
+            return self._composed(dict(self.fixed_masks)), notes
         if self.scope == "global":
             if layer_sparsity:
                 raise ValueError("layer_sparsity sets each layer's own sparsity: use it with scope='local'")
@@ -346,83 +242,3 @@ class Pruner:
         device = next(iter(self.weights.values())).device
         predictions = self.logits(masks, inputs.to(device)).argmax(1).cpu()
         return (predictions == labels).float().mean().item()
-
-
-def prune(
-    model: nn.Module,
-    sparsity: float | None = 0.5,
-    criterion: str = "magnitude",
-    pattern: str = "unstructured",
-    scope: str = "local",
-    data=None,
-    exclude=(),
-    layer_sparsity: dict[str, float] | None = None,
-    compose: bool = False,
-    iterations: int = 1,
-    coupled: bool = False,
-    example_inputs=None,
-    **options,
-) -> PruneResult:
-    """Mask ``model`` in place and report what was pruned; a failed call leaves the model untouched.
-
-    Args:
-        sparsity: fraction of the pruned layers' weights to remove, in [0, 1) (None with N:M patterns).
-        criterion, pattern, scope, data, exclude: see ``Pruner``.
-        layer_sparsity: per-target sparsities by module name (local scope); others use ``sparsity``.
-        compose: keep the current masks and prune further, instead of replacing them.
-        iterations: > 1 prunes in that many rounds on an exponential schedule, re-scoring the
-            masked model each round (iterative SynFlow and friends).
-        coupled: with a neuron/filter/channel/head pattern, prune whole dependency groups
-            (``structure.GroupPruner``): every slice of a removed unit is masked (rows, biases,
-            BatchNorm, the next layers' columns, layers tied by residual adds), so ``wb.shrink``
-            removes them all. ``sparsity`` is then the fraction of each group's units.
-        example_inputs: a batch to trace a user's model with when ``coupled`` (ours make their own).
-        **options: ``reduce``, ``normalize`` and ``criterion_options`` of ``Pruner``
-            (``criterion_options`` and ``keep_multiple`` of ``GroupPruner`` when ``coupled``).
-
-    Example:
-        >>> import workbench as wb
-        >>> model = wb.pretrained("cnn")
-        >>> result = wb.prune(model, sparsity=0.5, criterion="magnitude", pattern="filter", scope="global")
-        >>> 0.45 < result.sparsity < 0.55
-        True
-    """
-    if iterations < 1:
-        raise ValueError(f"iterations must be >= 1, got {iterations}")
-    if coupled:
-        from .structure.group_prune import GroupPruner  # structure builds on this module
-
-        if iterations != 1 or layer_sparsity or set(options) - {"criterion_options", "keep_multiple"}:
-            raise ValueError(
-                "coupled=True prunes one sparsity over whole groups: iterations, layer_sparsity, reduce and normalize do not apply"
-            )
-        pruner = GroupPruner(
-            model,
-            criterion,
-            example_inputs,
-            pattern=pattern,
-            scope=scope,
-            data=data,
-            exclude=exclude,
-            compose=compose,
-            **options,
-        )
-        return pruner.apply(check_sparsity(0.0 if sparsity is None else sparsity))
-    if example_inputs is not None:
-        raise ValueError("example_inputs traces the model for coupled=True; per-layer patterns do not need it")
-    if iterations == 1:
-        return Pruner(model, criterion, pattern, scope, data, exclude, compose=compose, **options).apply(
-            sparsity, layer_sparsity
-        )
-    if sparsity is None or layer_sparsity:
-        raise ValueError("iterations > 1 needs one overall sparsity (no layer_sparsity, no N:M)")
-    density = 1 - check_sparsity(sparsity)
-    work = copy.deepcopy(model)  # rounds run on a copy so a failure leaves the model untouched
-    if not compose:
-        for mask in get_masks(work).values():
-            mask.fill_(True)
-    for round_index in range(1, iterations + 1):
-        step = sparsity if round_index == iterations else 1 - density ** (round_index / iterations)
-        result = Pruner(work, criterion, pattern, scope, data, exclude, compose=True, **options).apply(step)
-    apply_masks(model, result.masks)
-    return result

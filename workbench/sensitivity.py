@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .pruner import Pruner, check_sparsity
+from .pruner import Pruner
+from .reports import check_sparsity
 
 SPARSITIES = tuple(round(0.1 * k, 1) for k in range(10))  # 0.0, 0.1, …, 0.9
 

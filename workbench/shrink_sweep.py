@@ -21,9 +21,11 @@ from torch import nn
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
+from .attention import attention_layouts
 from .data import load_dataset
+from .layers import prunable_layers
+from .patterns import coupled_patterns
 from .measure import Latency, compare_latency, flops
-from .patterns import attention_layouts, prunable_layers
 from .structure.group_prune import GroupPruner
 from .structure.shrink import ShrinkReport, shrink_masked
 from .train import evaluate
@@ -31,7 +33,7 @@ from .viz.shrinking import LayerCut, layer_cuts, shape_text
 from .zoo import pretrained
 
 GRID = tuple(round(0.1 * step, 1) for step in range(10))  # 0, 0.1, …, 0.9
-PATTERNS = {"neuron": "neuron", "filter": "filter", "channel": "channel", "head": "head", "all": None}
+PATTERNS = {**{name: name for name in coupled_patterns()}, "all": None}  # "all": every prunable group
 
 
 @dataclass
@@ -64,7 +66,7 @@ class ShrinkSweep:
     Args:
         model: a plain model (not modified).
         criterion: unit score, as ``GroupPruner`` takes it ("l1", "l2", "fpgm", "taylor", …).
-        pattern: "neuron", "filter", "channel" (channel groups), "head", or "all" (every prunable group).
+        pattern: "neuron" or "filter" (coupled channel groups), "head", or "all" (every prunable group).
         split: (inputs, labels) or a TensorDataset to measure accuracy and masked-vs-shrunk equality on.
         example_inputs: a small batch to trace with.
         timing_inputs: the batch latency is measured on (its size is the stated batch).
@@ -78,7 +80,7 @@ class ShrinkSweep:
         self,
         model: nn.Module,
         criterion: str = "l1",
-        pattern: str = "channel",
+        pattern: str = "filter",
         *,
         split,
         example_inputs,
@@ -206,7 +208,7 @@ _SWEEPS: dict[tuple, ShrinkSweep] = {}
 def shrink_sweep(
     model_name: str,
     criterion: str = "l1",
-    pattern: str = "channel",
+    pattern: str = "filter",
     *,
     split: str = "val",
     batch: int = 256,
@@ -221,7 +223,7 @@ def shrink_sweep(
     """
     if split not in ("val", "test"):
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
-    same_groups = "channel" if pattern in ("neuron", "filter", "channel") else pattern  # one kind of group, three names
+    same_groups = "channel" if pattern in ("neuron", "filter") else pattern  # one kind of group, two names
     key = (model_name, criterion, same_groups, split, batch, tuple(float(s) for s in sparsities), threads, min_run_time)
     if key not in _SWEEPS:
         digits = load_dataset("digits")

@@ -42,12 +42,14 @@ def shrink_with_report(
     data=None,
     keep_multiple: int = 1,
     exclude=(),
+    criterion_options=None,
 ) -> tuple[nn.Module, ShrinkReport]:
     """``shrink``, also returning the ``ShrinkReport`` (shapes before → after, parameters, notes, timings)."""
     if sparsity is None:
-        if pattern is not None or exclude:
+        if pattern is not None or exclude or criterion_options:
             raise ValueError(
-                "pattern and exclude choose units to prune: pass them with sparsity=, or prune first and shrink the masks"
+                "pattern, exclude and criterion_options choose units to prune: pass them with sparsity=, "
+                "or prune first and shrink the masks"
             )
         return shrink_masked(model, masks, example_inputs, keep_multiple=keep_multiple)
     if masks is not None:
@@ -61,6 +63,7 @@ def shrink_with_report(
         data=data,
         keep_multiple=keep_multiple,
         exclude=exclude,
+        criterion_options=criterion_options,
     )
     removed, notes = pruner.plan(sparsity)
     chosen = pruner.masks_for(removed)
@@ -83,6 +86,7 @@ def shrink(
     data=None,
     keep_multiple: int = 1,
     exclude=(),
+    criterion_options=None,
 ) -> nn.Module:
     """A smaller plain copy of ``model`` without its pruned units; the original is not modified.
 
@@ -91,13 +95,14 @@ def shrink(
         example_inputs: a batch (tensor or tuple) to trace the model with; workbench models make their own.
         masks: bool masks by parameter name to shrink instead of the model's own (``PruneResult.masks``).
         sparsity: fraction of each dependency group's units to remove now (None: shrink the masks).
-        pattern: "neuron", "filter" or "channel" (channel groups), "head" (attention heads), None (all).
-        criterion: "l1", "l2" or a name from ``workbench.criteria.CRITERIA`` (e.g. "fpgm", "bn_scale",
+        pattern: "neuron" or "filter" (coupled channel groups), "head" (attention heads), None (all groups).
+        criterion: a name from ``workbench.criteria.CRITERIA`` (e.g. "l1", "l2", "fpgm", "bn_scale",
             "apoz", "taylor", "random").
         scope: "local" (every group the same fraction) or "global" (one ranking across groups).
         data: what data-driven criteria score on.
         keep_multiple: round the kept units of each group up to a multiple of this.
         exclude: module names or globs whose output groups stay whole.
+        criterion_options: keyword options of the criterion (e.g. ``{"max_batches": 2}``).
     """
     return shrink_with_report(
         model,
@@ -110,4 +115,5 @@ def shrink(
         data=data,
         keep_multiple=keep_multiple,
         exclude=exclude,
+        criterion_options=criterion_options,
     )[0]

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .pruner import Pruner, check_sparsity
+from .pruner import Pruner
+from .reports import check_sparsity
 
 
 class Sweep:

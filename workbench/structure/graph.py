@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..attention import attention_layouts
 from ..masks import is_masked, undo
 from ..measure import as_inputs
-from ..patterns import attention_layouts
 
 LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 

@@ -22,24 +22,42 @@ Example:
 from __future__ import annotations
 
 import copy
-import fnmatch
 import math
 
 import torch
 from torch import nn
 
 from ..criteria import get_criterion
+from ..layers import check_exclude, is_excluded
 from ..masks import apply_masks, bake, undo
 from ..measure import as_inputs
-from ..pruner import SCOPES, PruneResult, check_sparsity, report_from_masks
+from ..patterns import PATTERN_SPECS, coupled_patterns, parse_pattern
+from ..reports import SCOPES, PruneResult, check_choice, check_sparsity, report_from_masks
 from .graph import DependencyGraph, DependencyGroup, Member, trace_groups
 from .shrink import _group_label as _label
 from .shrink import default_inputs
 
-GROUP_PATTERNS = {"neuron": "channel", "filter": "channel", "channel": "channel", "head": "head", None: None}
-NORMS = ("l1", "l2")  # direct weight norms; every other name comes from workbench.criteria.CRITERIA
 LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+def _group_kind(pattern) -> str | None:
+    """The dependency-group kind a pattern prunes whole ("channel", "head"), None for all kinds."""
+    if pattern is None:
+        return None
+    spec = PATTERN_SPECS[parse_pattern(pattern).kind]
+    if spec.coupled is None:
+        hint = (
+            " ('channel' prunes one layer's input columns; the coupled group of a channel is its producer's "
+            "output unit: use 'filter' or 'neuron')"
+            if "channel" in spec.names
+            else ""
+        )
+        raise ValueError(
+            f"pattern {pattern!r} does not remove whole units (dependency groups); choose one of "
+            f"{', '.join(coupled_patterns())} (or None for all){hint}"
+        )
+    return spec.coupled
 
 
 def _normalized(scores: torch.Tensor) -> torch.Tensor:
@@ -52,10 +70,11 @@ class GroupPruner:
 
     Args:
         model: any ``nn.Module`` (not modified until ``apply``).
-        criterion: "l1", "l2", or a name from ``workbench.criteria.CRITERIA`` ("magnitude" is L2;
-            "bn_scale" uses the |γ| of the group's BatchNorms).
+        criterion: a name from ``workbench.criteria.CRITERIA``: "l1", "l2" ("magnitude" is L2), "fpgm",
+            "bn_scale" (the |γ| of the group's BatchNorms), "taylor", …
         example_inputs: a batch to trace with; workbench models make their own.
-        pattern: "neuron", "filter" or "channel" (channel groups), "head" (attention heads), None (all).
+        pattern: "neuron" or "filter" (coupled channel groups), "head" (attention heads), None (all); any
+            registered pattern with a ``coupled`` group kind.
         scope: "local" (every group loses the same fraction of its units) or "global" (one ranking of
             normalized unit scores; every group keeps at least ``keep_multiple`` units).
         data: what data-driven criteria score on.
@@ -79,20 +98,19 @@ class GroupPruner:
         compose=False,
         criterion_options=None,
     ):
-        if pattern not in GROUP_PATTERNS:
-            raise ValueError(
-                f"pattern {pattern!r} does not remove whole units; choose one of neuron, filter, channel, head (or None for all)"
-            )
-        if scope not in SCOPES:
-            raise ValueError(f"unknown scope {scope!r}; choose one of {', '.join(SCOPES)}")
-        if not isinstance(keep_multiple, int) or keep_multiple < 1:
+        kind = _group_kind(pattern)
+        check_choice("scope", scope, SCOPES)
+        if isinstance(keep_multiple, bool) or not isinstance(keep_multiple, int) or keep_multiple < 1:
             raise ValueError(f"keep_multiple must be an integer >= 1, got {keep_multiple!r}")
-        if criterion not in NORMS:
-            spec = get_criterion(criterion)
-            if spec.needs_data and data is None:
-                raise ValueError(
-                    f"criterion {criterion!r} scores with data: pass data=<DatasetSplits, Dataset, DataLoader or (inputs, labels)>"
-                )
+        self.spec = get_criterion(criterion)
+        options = dict(criterion_options or {})
+        self.spec.check_options(options)
+        if self.spec.needs_data and data is None:
+            raise ValueError(
+                f"criterion {criterion!r} scores with data: pass data=<DatasetSplits, Dataset, DataLoader "
+                "or (inputs, labels)>"
+            )
+        exclude = check_exclude(model, exclude)
         self.model, self.criterion, self.scope, self.keep_multiple = model, criterion, scope, keep_multiple
         self.compose = compose
         self.plain = copy.deepcopy(model)
@@ -100,15 +118,13 @@ class GroupPruner:
         self.plain.eval()
         self.inputs = as_inputs(example_inputs) if example_inputs is not None else default_inputs(model)
         self.graph: DependencyGraph = trace_groups(self.plain, self.inputs)
-        exclude = (exclude,) if isinstance(exclude, str) else tuple(exclude)
-        kind = GROUP_PATTERNS[pattern]
         self.groups: list[DependencyGroup] = [
             g
             for g in self.graph.groups
             if g.prunable
             and (kind is None or g.kind == kind)
             and g.size > 1
-            and not any(fnmatch.fnmatchcase(m.module, p) for m in g.producers for p in exclude)
+            and not any(is_excluded(m.module, exclude) for m in g.producers)
         ]
         if not self.groups:
             what = f"{pattern} " if pattern else ""
@@ -116,10 +132,10 @@ class GroupPruner:
                 f"{type(model).__name__} has no prunable {what}groups (see workbench.structure.trace_groups for why)"
             )
         self.parameters = dict(self.plain.named_parameters())
-        self.scores = self._score(data, criterion_options or {})
+        self.scores = self._score(data, options)
 
     def _scored_members(self, group: DependencyGroup) -> list[Member]:
-        if self.criterion == "bn_scale":
+        if self.spec.needs_batchnorm:
             return [
                 m
                 for m in group.members
@@ -137,23 +153,17 @@ class GroupPruner:
             if not members[group.id]:
                 raise ValueError(
                     f"criterion {self.criterion!r} cannot score group {group.id} ({group}); "
-                    f"it has no {'BatchNorm' if self.criterion == 'bn_scale' else 'producing layer'}"
+                    f"it has no {'BatchNorm' if self.spec.needs_batchnorm else 'producing layer'}"
                 )
         names = sorted({m.param for ms in members.values() for m in ms})
-        if self.criterion == "l1":
-            elements = {n: self.parameters[n].detach().abs() for n in names}
-        elif self.criterion in ("l2", "magnitude"):
-            elements = {n: self.parameters[n].detach().square() for n in names}
-        elif self.criterion == "bn_scale":
-            elements = {n: self.parameters[n].detach().abs() for n in names}
-        else:
-            elements = get_criterion(self.criterion).fn(self.plain, names, data, **options)
-        root = self.criterion in ("l2", "magnitude")
+        elements = self.spec.fn(self.plain, names, data, **options)
+        root = self.spec.reduce == "l2"  # a root of mean squares; every other reduction averages the unit's scores
         scores = []
         for group in self.groups:
             per_member = []
             for m in members[group.id]:
-                unit = m.unit_slices(elements[m.param], group.size).double().mean(1).cpu()
+                element = elements[m.param].detach()
+                unit = m.unit_slices(element.square() if root else element, group.size).double().mean(1).cpu()
                 per_member.append(_normalized(unit.sqrt() if root else unit))
             scores.append(torch.stack(per_member).mean(0))
         return scores

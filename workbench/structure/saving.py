@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..attention import attention_layouts
 from ..masks import qualified
 from ..models import MODELS, build_model, config_to_dict
-from ..patterns import attention_layouts
 from .shrink import resize, set_head_count
 
 

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..attention import attention_layouts
 from ..masks import get_masks, undo
 from ..measure import as_inputs
 from ..models import input_shape
-from ..patterns import attention_layouts
 from .graph import DependencyGraph, DependencyGroup, trace_groups
 
 TOLERANCE = 1e-6  # relative spread under which a removed unit's input counts as constant

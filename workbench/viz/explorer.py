@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from ..pruner import SparsityReport, report_from_masks
+from ..reports import SparsityReport, report_from_masks
 from .pruning import bin_index, draw_layer_sparsity, draw_mask, draw_weight_histogram, mask_image
 from .render import BlitRenderer
 

@@ -27,10 +27,12 @@ import torch
 
 from ..criteria import CRITERIA
 from ..data import load_dataset
+from ..layers import prunable_layers
 from ..masks import qualified
 from ..measure import parameter_counts
-from ..patterns import build_targets, parse_pattern, prunable_layers
-from ..pruner import SCOPES, Pruner, report_from_masks
+from ..patterns import build_targets, parse_pattern
+from ..pruner import Pruner
+from ..reports import SCOPES, report_from_masks
 from ..viz.explorer import ExplorerFigure
 from ..zoo import pretrained
 from .app import App
@@ -38,8 +40,8 @@ from .app import App
 MODEL_NAMES = ("mlp", "cnn", "transformer")
 PATTERN_CHOICES = ("unstructured", "2:4", "block1x4", "block4x4", "kernel", "neuron", "channel", "head")
 CURVE_SPARSITIES = (0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
-# Small budgets keep a data-driven dropdown change near a second; criteria ignore options they do not take.
-FAST_CRITERION_OPTIONS = {"max_batches": 2, "max_samples": 64}
+# Small budgets keep a data-driven dropdown change near a second; each criterion gets the options it takes.
+FAST_CRITERION_OPTIONS = {"max_batches": 2, "max_samples": 64}  # each criterion gets the ones it takes
 
 
 def unfit_layers(model, criterion: str, pattern: str) -> dict[str, str]:
@@ -146,7 +148,7 @@ class Explorer(App):
             scope,
             data=self.data.train,
             exclude=list(excluded),
-            criterion_options=FAST_CRITERION_OPTIONS,
+            criterion_options=CRITERIA[criterion].accepted(FAST_CRITERION_OPTIONS),
         )
         fixed = pruner.pattern.fixed_sparsity
         points = {}

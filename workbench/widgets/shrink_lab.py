@@ -132,7 +132,7 @@ class ShrinkLab(App):
         self,
         model_name: str = "mlp",
         criterion: str = "l1",
-        pattern: str = "channel",
+        pattern: str = "filter",
         *,
         split: str = "val",
         batch: int = 256,

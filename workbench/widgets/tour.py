@@ -19,7 +19,8 @@ import ipywidgets as widgets
 import numpy as np
 
 from ..data import load_dataset
-from ..pruner import Pruner, check_sparsity
+from ..pruner import Pruner
+from ..reports import check_sparsity
 from ..sweep import Sweep
 from ..viz.tour import TourFigure
 from ..zoo import pretrained

@@ -1,0 +1,107 @@
+"""Attention modules and where they keep their heads: q/k/v rows in ``head_dim`` blocks, out-projection columns.
+
+Separate (``q``/``k``/``v``, ``query``/``key``/``value``, ``q_proj``…) and fused (``qkv``) Linear layouts are
+recognised by attribute names, so head patterns, dependency groups and saving agree on one layout.
+
+Example:
+    >>> import workbench as wb
+    >>> layout = attention_layouts(wb.build_model("transformer"))["blocks.0.attn"]
+    >>> layout.num_heads, layout.head_dim, layout.out
+    (4, 16, 'out')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .masks import qualified
+
+HEAD_COUNTS = ("num_heads", "num_attention_heads", "n_heads", "n_head", "heads", "nhead")
+HEAD_SIZES = ("head_dim", "attention_head_size", "head_size", "d_head", "dim_head")
+SEPARATE = (("q", "k", "v"), ("query", "key", "value"), ("q_proj", "k_proj", "v_proj"), ("to_q", "to_k", "to_v"))
+FUSED = ("qkv", "to_qkv", "Wqkv")
+OUTS = ("out", "out_proj", "proj", "o", "o_proj", "dense", "c_proj", "to_out", "wo")
+WIDTHS = ("all_head_size", "inner_dim", "inner_size", "embed_dim", "hidden_size", "dim")
+
+
+@dataclass(frozen=True)
+class AttentionLayout:
+    """Where an attention module keeps its heads: q/k/v rows in ``head_dim`` blocks, the out columns.
+
+    ``qkv`` lists (child Linear, row offset) for q, k and v: separate layers at offset 0, or one fused
+    layer at offsets 0, width, 2·width. ``out`` is None when the heads are read outside the module.
+    """
+
+    heads_attr: str  # attribute holding the head count, updated when heads are removed
+    num_heads: int
+    head_dim: int
+    qkv: tuple[tuple[str, int], ...]
+    out: str | None
+    widths: tuple[str, ...] = ()  # int attributes equal to num_heads × head_dim, updated with the head count
+
+    @property
+    def width(self) -> int:
+        return self.num_heads * self.head_dim
+
+    def group_ids(self, name: str, module: nn.Module) -> dict[str, torch.Tensor]:
+        """Head ids of the q/k/v weight rows and out weight columns (-1 elsewhere), by state_dict name."""
+        ids = {}
+        heads = torch.arange(self.width).div(self.head_dim, rounding_mode="floor")
+        for child, offset in self.qkv:
+            weight = getattr(module, child).weight
+            key = qualified(qualified(name, child), "weight")
+            rows = ids.setdefault(key, torch.full(weight.shape, -1, dtype=torch.long))
+            rows[offset : offset + self.width] = heads.view(-1, 1)
+        if self.out is not None:
+            out = getattr(module, self.out).weight
+            ids[qualified(qualified(name, self.out), "weight")] = heads.view(1, -1).expand(out.shape[0], -1).clone()
+        return ids
+
+
+def attention_layout(module: nn.Module) -> AttentionLayout | None:
+    """The head layout of an attention module (separate or fused q/k/v Linear layers), or None."""
+    heads_attr = next(
+        (a for a in HEAD_COUNTS if isinstance(getattr(module, a, None), int) and getattr(module, a) > 0), None
+    )
+    if heads_attr is None:
+        return None
+    num_heads = getattr(module, heads_attr)
+    children = dict(module.named_children())
+    linear = {name: m for name, m in children.items() if isinstance(m, nn.Linear)}
+    separate = next((names for names in SEPARATE if all(n in linear for n in names)), None)
+    fused = next((n for n in FUSED if n in linear), None)
+    if separate:
+        width = linear[separate[0]].out_features
+        qkv = tuple((n, 0) for n in separate)
+        if any(linear[n].out_features != width for n in separate):
+            return None
+    elif fused and linear[fused].out_features % 3 == 0:
+        width = linear[fused].out_features // 3
+        qkv = ((fused, 0), (fused, width), (fused, 2 * width))
+    else:
+        return None
+    head_dim = next(
+        (getattr(module, a) for a in HEAD_SIZES if isinstance(getattr(module, a, None), int)), width // num_heads
+    )
+    if head_dim < 1 or num_heads * head_dim != width:
+        return None
+    out = next((n for n in OUTS if n in linear and linear[n].in_features == width), None)
+    widths = tuple(
+        a
+        for a in WIDTHS
+        if a not in (heads_attr,) and getattr(module, a, None) == width and type(getattr(module, a)) is int
+    )
+    return AttentionLayout(heads_attr, num_heads, head_dim, qkv, out, widths)
+
+
+def attention_layouts(model: nn.Module) -> dict[str, AttentionLayout]:
+    """The head layout of every attention module of ``model`` (see ``attention_layout``), by module name."""
+    found = {}
+    for name, module in model.named_modules():
+        layout = attention_layout(module)
+        if layout is not None:
+            found[name] = layout
+    return found
