@@ -24,8 +24,8 @@ from tqdm.auto import tqdm
 from .attention import attention_layouts
 from .data import load_dataset
 from .layers import prunable_layers
-from .patterns import coupled_patterns
 from .measure import Latency, compare_latency, flops
+from .patterns import coupled_patterns
 from .structure.group_prune import GroupPruner
 from .structure.shrink import ShrinkReport, shrink_masked
 from .train import evaluate
