@@ -1,4 +1,4 @@
-"""Embedded datasets: scikit-learn's 8×8 digits and synthetic 2-D sets, as TensorDatasets.
+"""Offline datasets as TensorDatasets: scikit-learn's 8×8 digits, MNIST-1D (generated from its seed), 2-D sets.
 
 Example:
     >>> import workbench as wb
@@ -12,7 +12,9 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-DATASETS = ("digits", "moons", "spirals")
+DATASETS = ("digits", "mnist1d", "moons", "spirals")
 
 SPLIT_FRACTIONS = (0.7, 0.1, 0.2)  # train / val / test, stratified
 
@@ -51,7 +53,10 @@ def load_dataset(
 
     Args:
         name: one of ``DATASETS``: "digits" (sklearn's 8×8 handwritten digits, pixels
-            standardized with the training split's mean and std), "moons" (two interleaving half circles) or "spirals" (three arms).
+            standardized with the training split's mean and std), "mnist1d" (Greydanus & Kobak's 1-D digits,
+            40 samples long, generated offline by ``mnist1d.data.make_dataset`` with its default seed: its
+            1,000 test signals are the test split, its 4,000 training signals are split 3,600/400 into
+            train/val by ``seed``), "moons" (two interleaving half circles) or "spirals" (three arms).
         seed: seed of the split and, for the 2-D sets, of the points themselves.
         n_samples: number of points of a 2-D set (ignored for digits).
         noise: standard deviation of the 2-D sets' Gaussian noise (default 0.2 for moons,
@@ -66,6 +71,8 @@ def load_dataset(
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     if name == "digits":
         inputs, labels, classes = _digits()
+    elif name == "mnist1d":
+        return _mnist1d_splits(seed)
     else:
         if n_samples < 30:
             raise ValueError(f"n_samples must be at least 30 so every split has points of each class, got {n_samples}")
@@ -79,6 +86,43 @@ def _digits():
     bunch = load_digits()
     inputs = (bunch.images / 16.0).astype(np.float32)[:, None, :, :]  # raw pixels in [0, 1]
     return inputs, bunch.target.astype(np.int64), tuple(str(c) for c in bunch.target_names)
+
+
+@functools.cache
+def _mnist1d() -> dict[str, np.ndarray]:
+    """MNIST-1D's default data (seed 42), generated once per process; the global RNGs are left as they were."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        data = make_dataset(get_dataset_args())
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+    return {key: np.asarray(data[key]) for key in ("x", "y", "x_test", "y_test")}
+
+
+def _mnist1d_splits(seed: int) -> DatasetSplits:
+    from sklearn.model_selection import train_test_split
+
+    data = _mnist1d()
+    inputs, labels = data["x"].astype(np.float32)[:, None, :], data["y"].astype(np.int64)
+    train, val = train_test_split(np.arange(len(labels)), test_size=0.1, stratify=labels, random_state=seed)
+
+    def subset(x, y, rows=None):
+        rows = np.arange(len(y)) if rows is None else np.sort(rows)
+        return TensorDataset(torch.from_numpy(np.ascontiguousarray(x[rows])), torch.from_numpy(y[rows]))
+
+    test_inputs = data["x_test"].astype(np.float32)[:, None, :]
+    return DatasetSplits(
+        name="mnist1d",
+        train=subset(inputs, labels, train),
+        val=subset(inputs, labels, val),
+        test=subset(test_inputs, data["y_test"].astype(np.int64)),
+        classes=tuple(str(digit) for digit in range(10)),
+        input_shape=(1, inputs.shape[-1]),
+        seed=seed,
+    )
 
 
 def _moons(n_samples: int, noise: float | None, seed: int):

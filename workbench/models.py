@@ -53,6 +53,22 @@ class MLP2dConfig:
     num_classes: int = 3  # spirals have three arms
 
 
+@dataclass
+class MLP1dConfig:
+    in_features: int = 40  # an MNIST-1D signal
+    hidden: tuple[int, ...] = (100, 100)  # the MLP baseline of Greydanus & Kobak
+    num_classes: int = 10
+
+
+@dataclass
+class CNN1dConfig:
+    in_channels: int = 1
+    length: int = 40  # samples per signal
+    widths: tuple[int, ...] = (32, 64, 64)  # channels of each Conv1d–BN–ReLU stage (stride 2, kernel 5)
+    kernel_size: int = 5
+    num_classes: int = 10
+
+
 class MLP(nn.Module):
     """Fully connected ReLU network; layers are named fc1, fc2, … so masks read well."""
 
@@ -115,6 +131,28 @@ class CNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.block2(self.down(self.block1(self.stem(x))))
         return self.fc(x.mean(dim=(2, 3)))
+
+
+class CNN1d(nn.Module):
+    """Conv1d–BN–ReLU stages of stride 2, then flatten → linear: the MNIST-1D convolutional baseline, with BatchNorm."""
+
+    def __init__(self, config: CNN1dConfig | None = None):
+        super().__init__()
+        self.config = config or CNN1dConfig()
+        c = self.config
+        stages, channels, length = [], c.in_channels, c.length
+        for width in c.widths:
+            stages += [
+                nn.Conv1d(channels, width, c.kernel_size, stride=2, padding=c.kernel_size // 2, bias=False),
+                nn.BatchNorm1d(width),
+                nn.ReLU(inplace=True),
+            ]
+            channels, length = width, (length - 1) // 2 + 1
+        self.features = nn.Sequential(*stages)
+        self.fc = nn.Linear(channels * length, c.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x).flatten(1))
 
 
 class MultiHeadSelfAttention(nn.Module):
@@ -217,6 +255,8 @@ MODELS: dict[str, ModelSpec] = {
             "transformer", TransformerConfig, TinyViT, "digits", "tiny ViT, 2×2 patches, 2 pre-norm blocks × 4 heads"
         ),
         ModelSpec("mlp2d", MLP2dConfig, MLP, "spirals", "MLP for 2-D point sets (2→64→64→3)"),
+        ModelSpec("mlp1d", MLP1dConfig, MLP, "mnist1d", "MLP for MNIST-1D (40→100→100→10, ReLU)"),
+        ModelSpec("cnn1d", CNN1dConfig, CNN1d, "mnist1d", "three Conv1d–BN–ReLU stages (stride 2) and a linear"),
     )
 }
 
@@ -272,12 +312,14 @@ def input_shape(model: nn.Module) -> tuple[int, ...] | None:
     """The shape of one input sample of a workbench model, from its config (None for other models).
 
     Example:
-        >>> input_shape(build_model("cnn")), input_shape(build_model("mlp")), input_shape(nn.Linear(2, 2))
-        ((1, 8, 8), (64,), None)
+        >>> input_shape(build_model("cnn")), input_shape(build_model("cnn1d")), input_shape(nn.Linear(2, 2))
+        ((1, 8, 8), (1, 40), None)
     """
     config = getattr(model, "config", None)
     if hasattr(config, "in_features"):
         return (config.in_features,)
+    if hasattr(config, "length"):
+        return (config.in_channels, config.length)
     if hasattr(config, "in_channels"):
         side = getattr(config, "image_size", 8)  # the CNN is size-agnostic; digits are 8×8
         return (config.in_channels, side, side)
