@@ -34,7 +34,7 @@ from ..measure import as_inputs
 from ..patterns import PATTERN_SPECS, coupled_patterns, parse_pattern
 from ..reports import SCOPES, PruneResult, check_choice, check_sparsity, report_from_masks
 from .graph import DependencyGraph, DependencyGroup, Member, trace_groups
-from .shrink import _group_label as _label
+from .groups import group_label as _label
 from .shrink import default_inputs
 
 LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)

@@ -119,3 +119,11 @@ class DependencyGraph:
 
     def __str__(self) -> str:
         return "\n".join(str(g) for g in self.groups)
+
+
+def group_label(group: DependencyGroup) -> str:
+    """What a group is, for messages: "heads of blocks.0.attn" or "outputs of fc1"."""
+    if group.attention:
+        return f"heads of {group.attention}"
+    producers = sorted({m.module for m in group.producers})
+    return "outputs of " + ", ".join(producers)

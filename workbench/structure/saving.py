@@ -32,7 +32,7 @@ from torch import nn
 from ..attention import attention_layouts
 from ..masks import qualified
 from ..models import MODELS, build_model, config_to_dict
-from .shrink import resize, set_head_count
+from .rebuild import resize, set_head_count
 
 CHECKSUM = "weights_sha256"  # the .json key of the weights' checksum
 

@@ -30,6 +30,8 @@ from ..masks import get_masks, undo
 from ..measure import as_inputs
 from ..models import input_shape
 from .graph import DependencyGraph, DependencyGroup, trace_groups
+from .groups import group_label
+from .rebuild import apply_slices, describe, set_head_count
 
 TOLERANCE = 1e-6  # relative spread under which a removed unit's input counts as constant
 CHECK = 1e-4  # relative error above which the shrunk model is rejected (its outputs must equal the masked model's)
@@ -138,7 +140,7 @@ def _check_constant(model, group, removed, captured, notes, explicit):
                 removed[unit] = False
     for module_name, units in padded_kept.items():
         notes.append(
-            f"group {group.id} ({_group_label(group)}): kept {len(units)} pruned unit(s) {units} whose nonzero constant output "
+            f"group {group.id} ({group_label(group)}): kept {len(units)} pruned unit(s) {units} whose nonzero constant output "
             f"feeds zero-padded {module_name} (the border makes it position-dependent, no bias can replace it)"
         )
     return removed, changes_outputs
@@ -173,7 +175,7 @@ def _round_keep(removed: torch.Tensor, keep_multiple: int, group, notes) -> torc
     target = min(target, group.size)
     if kept == 0:
         notes.append(
-            f"group {group.id} ({_group_label(group)}): every unit was prunable; kept {target} so the model still computes"
+            f"group {group.id} ({group_label(group)}): every unit was prunable; kept {target} so the model still computes"
         )
     removed = removed.clone()
     for unit in removed.nonzero().flatten().tolist():
@@ -181,13 +183,6 @@ def _round_keep(removed: torch.Tensor, keep_multiple: int, group, notes) -> torc
             break
         removed[unit] = False
     return removed
-
-
-def _group_label(group: DependencyGroup) -> str:
-    if group.attention:
-        return f"heads of {group.attention}"
-    producers = sorted({m.module for m in group.producers})
-    return "outputs of " + ", ".join(producers)
 
 
 def shrink_masked(
@@ -254,7 +249,7 @@ def shrink_masked(
             raise ValueError(f"keep names group {gid}, but the model has groups 0..{len(graph.groups) - 1}")
         group = graph.groups[gid]
         if not group.prunable:
-            raise ValueError(f"group {gid} ({_group_label(group)}) cannot be shrunk: {'; '.join(group.reasons)}")
+            raise ValueError(f"group {gid} ({group_label(group)}) cannot be shrunk: {'; '.join(group.reasons)}")
         if kept_units.numel() and (kept_units.min() < 0 or kept_units.max() >= group.size):
             raise ValueError(f"keep[{gid}] has unit indices outside 0..{group.size - 1}")
     t0 = time.perf_counter()
@@ -310,7 +305,7 @@ def _plan(base, graph, keep, keep_multiple, captured, masked_params, notes, skip
             touched = masked_params & {m.param for m in group.producers}
             if touched and _candidates(base, group).any():
                 notes.append(
-                    f"group {group.id} ({_group_label(group)}) has masked units but cannot shrink: {'; '.join(group.reasons)}"
+                    f"group {group.id} ({group_label(group)}) has masked units but cannot shrink: {'; '.join(group.reasons)}"
                 )
             continue
         if group.id in skip:
@@ -355,14 +350,14 @@ def _build(base, graph, plan, report) -> nn.Module:
             kept[torch.cat(parts)] = False
             slices[name][dim] = kept.nonzero().flatten()
     layouts = attention_layouts(small)
-    before = {name: _describe(mod) for name, mod in small.named_modules() if _describe(mod)}
+    before = {name: describe(mod) for name, mod in small.named_modules() if describe(mod)}
     old_shapes = {name: tuple(_param(small, name).shape) for name in slices}
-    _apply(small, slices, plan["deltas"])
+    apply_slices(small, slices, plan["deltas"])
     for name, count in plan["heads"].items():
         set_head_count(small.get_submodule(name), layouts[name], count)
     for name, mod in small.named_modules():
-        if name in before and _describe(mod) != before[name]:
-            report.layers.append((name, before[name], _describe(mod)))
+        if name in before and describe(mod) != before[name]:
+            report.layers.append((name, before[name], describe(mod)))
     for name, count in plan["heads"].items():
         report.layers.append((name, f"{layouts[name].num_heads} heads", f"{count} head" + ("s" if count != 1 else "")))
     for name in sorted(n for n in slices if n.rpartition(".")[0] not in before):  # e.g. pos_embed
@@ -397,117 +392,3 @@ def _differs(small: nn.Module, inputs, reference) -> str | None:
         if a.is_floating_point() and a.numel() and ((a - b).abs().max() / scale) > CHECK:
             return f"computes other outputs (relative error {((a - b).abs().max() / scale).item():.1e})"
     return None
-
-
-def _describe(module: nn.Module) -> str | None:
-    if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
-        return "×".join(map(str, module.weight.shape))
-    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-        return f"BN({module.num_features})"
-    if isinstance(module, nn.LayerNorm):
-        return f"LN{tuple(module.normalized_shape)}"
-    if isinstance(module, nn.GroupNorm):
-        return f"GN({module.num_groups}×{module.num_channels // module.num_groups})"
-    return None
-
-
-def _slice(tensor: torch.Tensor, dims: dict[int, torch.Tensor]) -> torch.Tensor:
-    out = tensor.detach()
-    for dim, index in dims.items():
-        out = out.index_select(dim, index.to(out.device))
-    return out.clone()
-
-
-def _apply(model: nn.Module, slices, bias_deltas) -> None:
-    """Replace every touched module by a standard smaller one (other tensors are sliced in place)."""
-    by_module: dict[str, dict[str, dict[int, torch.Tensor]]] = {}
-    for name, dims in slices.items():
-        module_name, _, leaf = name.rpartition(".")
-        by_module.setdefault(module_name, {})[leaf] = dims
-    for name in bias_deltas:
-        by_module.setdefault(name, {})
-    for module_name, leaves in by_module.items():
-        module = model.get_submodule(module_name)
-        tensors = {}
-        for leaf, value in list(module._parameters.items()) + list(module._buffers.items()):
-            if value is not None:
-                tensors[leaf] = _slice(value, leaves[leaf]) if leaf in leaves else value.detach().clone()
-        if module_name in bias_deltas:
-            delta = bias_deltas[module_name]
-            full = (
-                module.bias.detach().double()
-                if module.bias is not None
-                else torch.zeros(module.weight.shape[0], dtype=torch.float64)
-            ) + delta.to(torch.float64)
-            full = full.to(module.weight.dtype)
-            rows = leaves.get("bias") or ({0: leaves["weight"][0]} if 0 in leaves.get("weight", {}) else {})
-            tensors["bias"] = _slice(full, rows)
-        resize(model, module_name, tensors)
-
-
-def resize(model: nn.Module, module_name: str, tensors: dict[str, torch.Tensor]) -> None:
-    """Give module ``module_name`` these parameters and buffers (by leaf name) of new sizes: a standard layer
-    is replaced by one of the new sizes, any other module gets the tensors in place."""
-    module = model.get_submodule(module_name)
-    new = _rebuild(module, tensors)
-    if new is not module:
-        parent_name, _, child = module_name.rpartition(".")
-        setattr(model.get_submodule(parent_name), child, new)
-        return
-    for leaf, value in tensors.items():
-        if leaf in module._parameters:
-            old = module._parameters[leaf]
-            module._parameters[leaf] = nn.Parameter(value, requires_grad=old.requires_grad if old is not None else True)
-        else:
-            module._buffers[leaf] = value
-
-
-def set_head_count(module: nn.Module, layout, count: int) -> None:
-    """Set an attention module's head count, and the width attributes that follow it, to ``count`` heads."""
-    setattr(module, layout.heads_attr, count)
-    for attr in layout.widths:
-        setattr(module, attr, count * layout.head_dim)
-
-
-def _rebuild(module: nn.Module, tensors: dict[str, torch.Tensor]) -> nn.Module:
-    w = tensors.get("weight")
-    kind = type(module)
-    if kind is nn.Linear:
-        new = nn.Linear(w.shape[1], w.shape[0], bias="bias" in tensors, device="meta")
-    elif kind in (nn.Conv1d, nn.Conv2d):
-        groups = (
-            1 if module.groups == 1 else w.shape[0] // (module.out_channels // module.groups)
-        )  # depthwise: one per channel
-        new = kind(
-            w.shape[1] * groups,
-            w.shape[0],
-            module.kernel_size,
-            module.stride,
-            module.padding,
-            module.dilation,
-            groups,
-            "bias" in tensors,
-            module.padding_mode,
-            device="meta",
-        )
-    elif kind in (nn.BatchNorm1d, nn.BatchNorm2d):
-        size = next(t.shape[0] for k, t in tensors.items() if k != "num_batches_tracked")
-        new = kind(size, module.eps, module.momentum, module.affine, module.track_running_stats, device="meta")
-    elif kind is nn.GroupNorm:
-        per_group = module.num_channels // module.num_groups
-        new = nn.GroupNorm(w.shape[0] // per_group, w.shape[0], module.eps, module.affine, device="meta")
-    elif kind is nn.LayerNorm:
-        shape = tensors["weight"].shape if "weight" in tensors else module.normalized_shape
-        new = nn.LayerNorm(shape, module.eps, module.elementwise_affine, bias="bias" in tensors, device="meta")
-    else:
-        return module
-    for leaf, value in tensors.items():
-        if leaf in module._parameters:
-            old = module._parameters[leaf]
-            new._parameters[leaf] = nn.Parameter(
-                value, requires_grad=old.requires_grad if old is not None else module.weight.requires_grad
-            )
-        else:
-            new._buffers[leaf] = value
-    new.train(module.training)
-    return new
