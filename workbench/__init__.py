@@ -10,10 +10,12 @@ Example:
 
 from .data import DATASETS, DatasetSplits, load_dataset
 from .devices import resolve_device
+from .gradual import GradualPruner
 from .models import MODELS, build_model, count_parameters
 from .pruner import Pruner
 from .pruning import prune
 from .reports import PruneResult, sparsity_report
+from .schedules import SCHEDULES, schedule
 from .shrinking import shrink, shrink_with_report
 from .structure.saving import load_shrunk, save_shrunk
 from .train import History, evaluate, fine_tune, predict, train
@@ -22,7 +24,9 @@ from .zoo import checkpoint_info, pretrained
 __all__ = [
     "DATASETS",
     "MODELS",
+    "SCHEDULES",
     "DatasetSplits",
+    "GradualPruner",
     "History",
     "PruneResult",
     "Pruner",
@@ -38,6 +42,7 @@ __all__ = [
     "prune",
     "resolve_device",
     "save_shrunk",
+    "schedule",
     "shrink",
     "shrink_with_report",
     "sparsity_report",

@@ -68,6 +68,8 @@ class Pruner:
             down to a single unit while others stay whole; raw scores otherwise), None (raw scores) or "lamp".
         compose: score the masked model as it is, and AND new masks with the current ones.
         criterion_options: extra keyword arguments of the criterion (e.g. seed, max_batches).
+        scores: element scores by weight name, computed elsewhere (a train-time criterion's running scores);
+            the criterion then only names them (its reduction still applies).
     """
 
     def __init__(
@@ -82,6 +84,7 @@ class Pruner:
         normalize="auto",
         compose=False,
         criterion_options=None,
+        scores=None,
     ):
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -104,8 +107,11 @@ class Pruner:
         self.weights = {name: dense_parameter(model, name).detach() for name in self.names}
         current = get_masks(model)
         self.current_masks = {name: current[name].clone() for name in self.names if name in current}
-        with contextlib.nullcontext() if compose else unmasked(model):  # score the dense model unless composing
-            scores = self.criterion.score(model, self.names, data, **options)
+        if scores is None:
+            with contextlib.nullcontext() if compose else unmasked(model):  # score the dense model unless composing
+                scores = self.criterion.score(model, self.names, data, **options)
+        elif missing := [name for name in self.names if name not in scores]:
+            raise ValueError(f"scores lack {missing}; give a score tensor for every pruned weight")
         self.scores = {name: scores[name].detach() for name in self.names}
         keep = self.pattern.spec.keep
         if keep is not None:  # fixed-sparsity patterns (N:M) choose inside each group

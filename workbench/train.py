@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -27,6 +28,10 @@ from .devices import resolve_device
 
 LossHook = Callable[[nn.Module, torch.Tensor], torch.Tensor]  # (model, loss) -> loss, e.g. + a regularizer
 StepHook = Callable[[nn.Module, int], None]  # (model, global step) after optimizer.step(), e.g. re-apply masks
+
+
+class Stepper(Protocol):
+    def step(self) -> object: ...
 
 
 @dataclass
@@ -78,6 +83,7 @@ def train(
     loss_hook: LossHook | None = None,
     step_hook: StepHook | None = None,
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    pruner: Stepper | None = None,
 ) -> History:
     """Train with AdamW and a cosine learning-rate schedule; deterministic on CPU for a given seed.
 
@@ -91,6 +97,7 @@ def train(
         loss_hook: called as ``loss = loss_hook(model, loss)`` before backward (regularizers).
         step_hook: called as ``step_hook(model, step)`` after every optimizer step (masks).
         augment: ``augment(inputs, generator) -> inputs`` applied to each training batch.
+        pruner: a ``GradualPruner`` (anything with ``step()``), stepped after every optimizer step.
 
     Returns:
         History with per-epoch train loss, train accuracy and validation accuracy.
@@ -123,6 +130,8 @@ def train(
             optimizer.step()
             scheduler.step()
             step += 1
+            if pruner is not None:
+                pruner.step()
             if step_hook is not None:
                 step_hook(model, step)
             correct += (logits.argmax(1) == labels).sum().item()

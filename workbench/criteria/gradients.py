@@ -45,14 +45,44 @@ def snip(model, names, data, batch_size: int = 256) -> Scores:
     return {name: (w * g).abs() for name, (w, g) in step.items()}
 
 
+def _snip_momentum_update(previous, weight, gradient, decay: float = 1.0, gain: float = 0.9):
+    """score_n = decay·score_(n−1) + gain·|W_n·G_n|."""
+    step = gain * (weight * gradient).abs()
+    return step if previous is None else decay * previous + step
+
+
 @register(
-    "snip_momentum", needs_data=True, description="score_n = 1.0·score_(n-1) + 0.9·|W_n·G_n| over mini-batch steps"
+    "snip_momentum",
+    needs_data=True,
+    description="score_n = 1.0·score_(n-1) + 0.9·|W_n·G_n|, built up over training steps (or batches here)",
+    update=_snip_momentum_update,
 )
 def snip_momentum(model, names, data, max_batches: int | None = 8, decay: float = 1.0, gain: float = 0.9) -> Scores:
     scores = {}
     for step in weight_gradients(model, names, data, max_batches, batch_size=64):
         for name, (w, g) in step.items():
-            scores[name] = decay * scores.get(name, 0) + gain * (w * g).abs()
+            scores[name] = _snip_momentum_update(scores.get(name), w, g, decay, gain)
+    return scores
+
+
+def _movement_update(previous, weight, gradient):
+    """Movement pruning (Sanh et al. 2020): S ← S − W·∂L/∂W; weights moving away from zero score high."""
+    step = -(weight * gradient)
+    return step if previous is None else previous + step
+
+
+@register(
+    "movement",
+    needs_data=True,
+    description="movement: −Σ W·∂L/∂W over training steps (or batches here), Sanh et al. 2020",
+    reduce="sum",  # scores are signed: a group sums them
+    update=_movement_update,
+)
+def movement(model, names, data, max_batches: int | None = 8) -> Scores:
+    scores = {}
+    for step in weight_gradients(model, names, data, max_batches, batch_size=64):
+        for name, (w, g) in step.items():
+            scores[name] = _movement_update(scores.get(name), w, g)
     return scores
 
 

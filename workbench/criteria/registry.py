@@ -5,7 +5,9 @@
 scores shaped like the weight}`` (higher = more important = kept longer), declared with what it scores
 (single ``"elements"``, or output ``"units"`` whose weights all carry the unit's score) and what it needs
 (data; a BatchNorm after each scored layer). Its options are the keyword parameters of ``fn``; any
-other option is an error naming the allowed ones.
+other option is an error naming the allowed ones. A criterion whose scores build up while the weights
+train (SNIP-momentum, movement) also gives ``update(previous, weight, gradient) -> score``, which
+``GradualPruner`` calls after every optimizer step.
 
 Example:
     >>> @register("negative_magnitude", needs_data=False, description="−|w|: prunes the largest weights first")
@@ -30,6 +32,7 @@ import torch
 from torch import nn
 
 Scores = dict[str, torch.Tensor]
+Update = Callable[[torch.Tensor | None, torch.Tensor, torch.Tensor], torch.Tensor]
 SCORED_UNITS = ("elements", "units")
 REDUCTIONS = ("l2", "sum", "mean")
 
@@ -47,6 +50,7 @@ class Criterion:
     reduce: str | None = None  # its own group reduction ("sum": L1 norm, "l2"); None: the pruner's default
     options: tuple[str, ...] = ()  # keyword options of fn
     unscorable_fn: Callable[[nn.Module, list[str]], dict[str, str]] | None = None  # layers it cannot score, and why
+    update: Update | None = None  # train-time: new score from (previous score or None, weight, gradient) each step
 
     def unscorable(self, model: nn.Module, layer_names: list[str]) -> dict[str, str]:
         """Layers (module names) of ``model`` this criterion cannot score, with why (e.g. no BatchNorm after it)."""
@@ -98,6 +102,7 @@ def register(
     needs_batchnorm: bool = False,
     reduce: str | None = None,
     unscorable: Callable[[nn.Module, list[str]], dict[str, str]] | None = None,
+    update: Update | None = None,
 ):
     """Decorator adding ``fn(model, names, data, **options)`` to ``CRITERIA`` (replacing one of that name)."""
     if not isinstance(name, str) or not name.isidentifier():
@@ -110,7 +115,7 @@ def register(
     def wrap(fn):
         options = _options_of(name, fn)
         CRITERIA[name] = Criterion(
-            name, fn, needs_data, description, scores, needs_batchnorm, reduce, options, unscorable
+            name, fn, needs_data, description, scores, needs_batchnorm, reduce, options, unscorable, update
         )
         return fn
 
