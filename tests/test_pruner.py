@@ -530,3 +530,14 @@ def test_ties_nm_keep_lower_inputs():
     masks = wb.Pruner(model, "magnitude", "2:4").masks()
     assert masks["0.weight"][0].tolist() == [True, True, False, False] * 2
     assert masks["2.weight"][0].tolist() == [True, True, False, False]
+
+
+@pytest.mark.parametrize("pattern", ["unstructured", "neuron"])
+def test_lamp_composes_with_existing_masks_and_never_empties_a_layer(shipped, pattern):
+    """Composing used to square the −∞ of pruned groups inside LAMP, which pruned every weight."""
+    model = shipped("mlp")
+    wb.prune(model, 0.5, pattern=pattern, scope="global", normalize="lamp")
+    result = wb.prune(model, 0.8, pattern=pattern, scope="global", normalize="lamp", compose=True)
+    assert abs(result.sparsity - 0.8) < 0.02
+    for layer in result.layers:
+        assert layer.kept > 0, layer.name

@@ -121,9 +121,12 @@ class Pruner:
                 for name, ids in t.group_ids.items()
             }
             return
-        group_scores = [self._group_scores(t, reduce) for t in self.targets]
-        if normalize == "lamp":
-            group_scores = [_lamp(s) for s in group_scores]
+        group_scores = []
+        for target in self.targets:
+            scores, dead = self._group_scores(target, reduce)
+            if normalize == "lamp":  # over the live groups only; pruned ones then rank first
+                scores = _lamp(scores.masked_fill(dead, 0.0))
+            group_scores.append(scores.masked_fill(dead, float("-inf")))
         self.local_ranks = [_ranks(s) for s in group_scores]
         self._rank_globally(group_scores)
 
@@ -135,8 +138,10 @@ class Pruner:
             p.kind, (p.spec.names or (p.kind,))[0]
         )
 
-    def _group_scores(self, target: Target, reduce: str) -> torch.Tensor:
+    def _group_scores(self, target: Target, reduce: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Group scores, and which groups are pruned already (all False unless composing)."""
         scores = target.group_scores({n: self.scores[n].cpu() for n in target.group_ids}, reduce)
+        dead = torch.zeros(target.num_groups, dtype=torch.bool)
         if self.compose and self.current_masks:
             alive = torch.zeros(target.num_groups, dtype=torch.long)
             for name, ids in target.group_ids.items():
@@ -145,8 +150,8 @@ class Pruner:
                     alive.scatter_add_(0, ids[inside], self.current_masks[name].cpu()[inside].long())
                 else:
                     alive += target.group_sizes
-            scores = torch.where(alive == 0, torch.tensor(float("-inf"), dtype=scores.dtype), scores)
-        return scores
+            dead = alive == 0
+        return scores, dead
 
     def _rank_globally(self, group_scores: list[torch.Tensor]) -> None:
         """One stable ranking of all groups; each target's best group is held back (no layer is emptied)."""
