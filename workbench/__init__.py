@@ -8,9 +8,11 @@ Example:
     True
 """
 
+from . import regularizers
 from .data import DATASETS, DatasetSplits, load_dataset
 from .devices import resolve_device
 from .gradual import GradualPruner
+from .iterative import IterativeHistory, iterative_prune
 from .models import MODELS, build_model, count_parameters
 from .pruner import Pruner
 from .pruning import prune
@@ -28,6 +30,7 @@ __all__ = [
     "DatasetSplits",
     "GradualPruner",
     "History",
+    "IterativeHistory",
     "PruneResult",
     "Pruner",
     "build_model",
@@ -35,11 +38,13 @@ __all__ = [
     "count_parameters",
     "evaluate",
     "fine_tune",
+    "iterative_prune",
     "load_dataset",
     "load_shrunk",
     "predict",
     "pretrained",
     "prune",
+    "regularizers",
     "resolve_device",
     "save_shrunk",
     "schedule",
