@@ -84,6 +84,7 @@ def train(
     step_hook: StepHook | None = None,
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     pruner: Stepper | None = None,
+    lr_schedule: str = "cosine",
 ) -> History:
     """Train with AdamW and a cosine learning-rate schedule; deterministic on CPU for a given seed.
 
@@ -98,19 +99,25 @@ def train(
         step_hook: called as ``step_hook(model, step)`` after every optimizer step (masks).
         augment: ``augment(inputs, generator) -> inputs`` applied to each training batch.
         pruner: a ``GradualPruner`` (anything with ``step()``), stepped after every optimizer step.
+        lr_schedule: "cosine" (from ``lr`` down to 0 over the run) or "constant".
 
     Returns:
         History with per-epoch train loss, train accuracy and validation accuracy.
     """
     if epochs < 0 or batch_size < 1 or lr <= 0:
         raise ValueError(f"need epochs >= 0, batch_size >= 1 and lr > 0; got {epochs}, {batch_size}, {lr}")
+    if lr_schedule not in ("cosine", "constant"):
+        raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {lr_schedule!r}")
     train_set, val_set = _splits(data)
     device = resolve_device(device)
     generator = seed_everything(seed)
     model.to(device)
     loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, generator=generator)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs * len(loader)))
+    if lr_schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs * len(loader)))
+    else:
+        scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
     history = History()
     step = 0
     for _ in tqdm(range(epochs), desc="train", disable=not progress, leave=False):
