@@ -44,7 +44,9 @@ def trained_looking_norms(model: torch.nn.Module, spread: float = 0.5) -> torch.
 
 # Test-accuracy floors of the shipped checkpoints on load_dataset("digits").test.
 ACCURACY_FLOORS = {"mlp": 0.97, "cnn": 0.985, "transformer": 0.97}
-SHIPPED = ("mlp", "cnn", "transformer", "mlp2d")
+SHIPPED = ("mlp", "cnn", "transformer", "mlp2d", "mlp1d", "cnn1d")
+# Test-accuracy floors on load_dataset("mnist1d").test; published baselines: MLP 68 %, CNN 94 %.
+MNIST1D_FLOORS = {"mlp1d": 0.68, "cnn1d": 0.94}
 
 
 def retry_load(load, attempts: int = 10, wait_s: float = 3.0):

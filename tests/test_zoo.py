@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ACCURACY_FLOORS, SHIPPED, assert_same_state, retry_load, state_copy
+from conftest import ACCURACY_FLOORS, MNIST1D_FLOORS, SHIPPED, assert_same_state, retry_load, state_copy
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -50,6 +50,11 @@ def test_pretrained_is_on_cpu_in_eval_mode(shipped, name):
 @pytest.mark.parametrize("name", sorted(ACCURACY_FLOORS))
 def test_accuracy_floor(shipped, digits, name):
     assert wb.evaluate(shipped(name), digits.test) >= ACCURACY_FLOORS[name]
+
+
+@pytest.mark.parametrize("name", sorted(MNIST1D_FLOORS))
+def test_mnist1d_checkpoints_reach_the_published_baselines(shipped, name):
+    assert wb.evaluate(shipped(name), wb.load_dataset("mnist1d").test) >= MNIST1D_FLOORS[name]
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -262,6 +267,15 @@ def test_shift_augment_uses_every_offset_and_the_generator():
     assert torch.equal(out, augment(images, torch.Generator().manual_seed(0)))
     assert not torch.equal(out, augment(images, torch.Generator().manual_seed(1)))
     assert torch.equal(shift_augment(0)(images, torch.Generator()), images)
+
+
+@given(max_shift=st.integers(0, 4), seed=st.integers(0, 1000))
+def test_signals_shift_along_time_with_their_edge_values(max_shift, seed):
+    signals = torch.randn(8, 1, 40, generator=torch.Generator().manual_seed(seed))
+    out = shift_augment(max_shift)(signals, torch.Generator().manual_seed(seed))
+    padded = torch.nn.functional.pad(signals, (max_shift, max_shift), mode="replicate")
+    for index in range(len(signals)):
+        assert any(torch.equal(out[index], padded[index, :, k : k + 40]) for k in range(2 * max_shift + 1))
 
 
 def test_shift_augment_pads_digits_with_their_background(digits):

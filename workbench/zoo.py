@@ -34,7 +34,7 @@ class Recipe:
     weight_decay: float = 1e-4
     batch_size: int = 64
     seed: int = 0
-    shift_augment: int = 0  # random translation of digit images by up to this many pixels
+    shift_augment: int = 0  # random translation of images (or signals) by up to this many pixels (samples)
 
 
 RECIPES: dict[str, Recipe] = {
@@ -42,6 +42,8 @@ RECIPES: dict[str, Recipe] = {
     "cnn": Recipe(epochs=30, lr=3e-3, shift_augment=1),
     "transformer": Recipe(epochs=150, lr=3e-3, weight_decay=0.05, shift_augment=1),
     "mlp2d": Recipe(epochs=150, lr=1e-2, batch_size=32),
+    "mlp1d": Recipe(epochs=100, lr=1e-2, weight_decay=0.0, batch_size=32, shift_augment=4),
+    "cnn1d": Recipe(epochs=100, lr=5e-3, batch_size=100),
 }
 
 
@@ -96,19 +98,29 @@ def pretrained(name: str, directory: Path | str | None = None) -> nn.Module:
 
 
 def shift_augment(max_shift: int):
-    """A batch augmentation translating each image by up to ``max_shift`` pixels (background padding)."""
+    """A batch augmentation translating each sample by up to ``max_shift`` steps: images (N, C, H, W) in both
+    directions with background padding (the batch minimum), signals (N, C, L) along time with edge padding."""
 
-    def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        padded = torch.nn.functional.pad(images, (max_shift,) * 4, value=images.min().item())
-        height, width = images.shape[-2:]
-        offsets = torch.randint(0, 2 * max_shift + 1, (len(images), 2), generator=generator)
-        shifted = torch.empty_like(images)
+    def augment(inputs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if inputs.dim() == 3:
+            return _shift_signals(inputs, max_shift, generator)
+        padded = torch.nn.functional.pad(inputs, (max_shift,) * 4, value=inputs.min().item())
+        height, width = inputs.shape[-2:]
+        offsets = torch.randint(0, 2 * max_shift + 1, (len(inputs), 2), generator=generator)
+        shifted = torch.empty_like(inputs)
         for dy, dx in offsets.unique(dim=0).tolist():
             rows = ((offsets[:, 0] == dy) & (offsets[:, 1] == dx)).nonzero().squeeze(1)
             shifted[rows] = padded[rows, ..., dy : dy + height, dx : dx + width]
         return shifted
 
     return augment
+
+
+def _shift_signals(signals: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    padded = torch.nn.functional.pad(signals, (max_shift, max_shift), mode="replicate")
+    offsets = torch.randint(0, 2 * max_shift + 1, (len(signals),), generator=generator)
+    index = offsets.view(-1, 1, 1) + torch.arange(signals.shape[-1]).view(1, 1, -1)
+    return padded.gather(2, index.expand(-1, signals.shape[1], -1))
 
 
 def train_checkpoint(
