@@ -204,3 +204,43 @@ def test_prune_shrink_bad_arguments_exit_2_and_write_nothing(tmp_path, capsys, m
     captured = capsys.readouterr()
     assert message in captured.err and captured.out == ""
     assert not any(tmp_path.iterdir())
+
+
+def _no_work(*_args, **_kwargs):
+    raise AssertionError("the command did work before checking --out")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["prune", "mlp"],
+        ["prune", "cnn", "--pattern", "filter", "--shrink"],
+    ],
+)
+def test_prune_out_in_missing_folder_fails_first_in_one_line(tmp_path, capsys, monkeypatch, argv):
+    """A --out that cannot be written is refused before the model is even loaded: one line, exit 2."""
+    monkeypatch.setattr("workbench.cli.pretrained", _no_work)
+    out = tmp_path / "missing" / "x.pt"
+    assert main([*argv, "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and "Traceback" not in captured.err
+    assert captured.err.startswith("workbench prune: ") and f"{out.parent} does not exist" in captured.err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("shrink", [[], ["--pattern", "filter", "--shrink"]])
+def test_prune_out_that_is_a_folder_fails_first(tmp_path, capsys, monkeypatch, shrink):
+    monkeypatch.setattr("workbench.cli.pretrained", _no_work)
+    assert main(["prune", "cnn", *shrink, "--out", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "it is a folder" in captured.err and captured.err.count("\n") == 1
+
+
+def test_prune_out_writes_plain_state_dict(tmp_path, capsys):
+    out = tmp_path / "pruned.pt"
+    assert main(["prune", "mlp", "--sparsity", "0.5", "--out", str(out)]) == 0
+    assert f"saved plain state_dict to {out}" in capsys.readouterr().out
+    state = torch.load(out, weights_only=True)
+    model = wb.build_model("mlp")
+    model.load_state_dict(state)  # plain names, no mask buffers
+    assert wb.sparsity_report(model).sparsity == 0.5

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -31,6 +32,22 @@ from .train import evaluate
 from .zoo import RECIPES, checkpoint_info, pretrained, train_checkpoint
 
 SHRINK_PATTERNS = ("neuron", "channel", "filter", "head")  # patterns that remove whole units
+
+
+def check_out(path, twin: bool) -> Path:
+    """``--out`` as a Path, or a ValueError saying why it cannot be written, checked before any work.
+
+    ``twin``: a shrunk save, which also writes ``path``'s .json twin (``saving.check_path`` refuses a .json path).
+    """
+    path = check_path(path) if twin else Path(path)
+    folder = path.parent
+    if not folder.is_dir():
+        raise ValueError(f"cannot write --out {path}: folder {folder} does not exist")
+    if path.is_dir():
+        raise ValueError(f"cannot write --out {path}: it is a folder; give a file name such as {path / 'model.pt'}")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ValueError(f"cannot write --out {path}: permission denied")
+    return path
 
 
 def info() -> dict:
@@ -113,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def prune_command(args):
     """Prune a shipped model as the arguments say; returns the PruneResult and a JSON-ready report."""
+    if args.out:
+        check_out(args.out, twin=False)  # before the work, not after
     model = pretrained(args.model)
     data = load_dataset(checkpoint_info(args.model)["dataset"])
     before = evaluate(model, data.test)
@@ -155,7 +174,7 @@ def shrink_command(args) -> tuple[nn.Module, dict]:
     if args.batch < 1:
         raise ValueError(f"--batch must be at least 1, got {args.batch}")
     if args.out:
-        check_path(args.out)  # before the work, not after
+        check_out(args.out, twin=True)  # before the work, not after
     dense = pretrained(args.model)
     data = load_dataset(checkpoint_info(args.model)["dataset"])
     small, shrunk = shrink_with_report(
