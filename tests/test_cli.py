@@ -244,3 +244,50 @@ def test_prune_out_writes_plain_state_dict(tmp_path, capsys):
     model = wb.build_model("mlp")
     model.load_state_dict(state)  # plain names, no mask buffers
     assert wb.sparsity_report(model).sparsity == 0.5
+
+
+def _one_line_error(capsys, argv) -> str:
+    """Run ``argv``; assert exit 2, nothing on stdout and exactly one line, no traceback, on stderr; return it."""
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Traceback" not in captured.err
+    assert captured.err.count("\n") == 1 and captured.err.endswith("\n"), captured.err
+    return captured.err
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["prune", "mlp", "--pattern", "nosuch"], "unknown pattern 'nosuch'"),
+        (["prune", "cnn", "--pattern", "filter", "--criterion", "nosuch", "--shrink"], "unknown criterion 'nosuch'"),
+        (["prune", "mlp", "--sparsity", "1.5"], "sparsity must be in [0, 1)"),
+    ],
+)
+def test_prune_library_value_error_is_one_line(capsys, argv, message):
+    """Inputs the library refuses with a ValueError (an unknown pattern, say) end in one line on stderr, exit 2."""
+    err = _one_line_error(capsys, argv)
+    assert err.startswith("workbench prune: ") and message in err
+
+
+@pytest.mark.parametrize(
+    "argv,target",
+    [
+        (["prune", "mlp", "--exclude", "nosuchlayer"], "workbench.cli.prune"),
+        (
+            ["prune", "cnn", "--pattern", "filter", "--shrink", "--exclude", "nosuchlayer"],
+            "workbench.cli.shrink_with_report",
+        ),
+        (["train", "mlp2d", "--epochs", "1"], "workbench.cli.train_checkpoint"),
+    ],
+)
+def test_any_library_value_error_is_one_line(capsys, monkeypatch, argv, target):
+    """Whatever ValueError the library raises, even one whose message spans lines, is one line on stderr, exit 2."""
+
+    def refuse(*_args, **_kwargs):
+        raise ValueError("exclude: 'nosuchlayer' matches no module;\n  the model's modules are fc1, fc2, fc3")
+
+    monkeypatch.setattr(target, refuse)
+    err = _one_line_error(capsys, argv)
+    assert (
+        err == f"workbench {argv[0]}: exclude: 'nosuchlayer' matches no module; the model's modules are fc1, fc2, fc3\n"
+    )

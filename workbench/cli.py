@@ -244,17 +244,28 @@ def _print_shrink(report: dict) -> None:
         )
 
 
+def one_line(error: Exception) -> str:
+    """An error's message as one line of text (a library's message may span several)."""
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command ``argv`` asks for; a ValueError (a refused input) is one line on stderr and exit status 2."""
     args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except ValueError as error:
+        print(f"workbench {args.command}: {one_line(error)}", file=sys.stderr)
+        return 2
+
+
+def run(args) -> int:
     if args.command == "info":
         report = info()
         print(json.dumps(report)) if args.json else _print_info(report)
     elif args.command == "train":
-        from pathlib import Path
-
         if args.epochs is not None and args.epochs < 1:
-            print(f"workbench train: --epochs must be at least 1, got {args.epochs}", file=sys.stderr)
-            return 2
+            raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
         meta = train_checkpoint(
             args.name, Path(args.out) if args.out else None, progress=not args.json, epochs=args.epochs
         )
@@ -263,11 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"{args.name}: test accuracy {meta['test_accuracy']:.2%}, {meta['parameters']:,} parameters")
     elif args.command == "prune":
-        try:
-            result, report = shrink_command(args) if args.shrink else prune_command(args)
-        except ValueError as error:
-            print(f"workbench prune: {error}", file=sys.stderr)
-            return 2
+        result, report = shrink_command(args) if args.shrink else prune_command(args)
         if args.shrink:
             print(json.dumps(report)) if args.json else _print_shrink(report)
         elif args.json:
