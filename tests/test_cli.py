@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import torch
 from conftest import ACCURACY_FLOORS, SHIPPED
 
 import workbench as wb
-from workbench.cli import build_parser, main, shrink_command
+from workbench.cli import SHRINK_BATCH, build_parser, main, shrink_command
 from workbench.models import count_parameters
 from workbench.structure.saving import load_shrunk
 
@@ -168,8 +169,31 @@ def test_prune_shrink_text_lists_layers_and_ratios(capsys):
     assert main(["prune", "cnn", "--pattern", "filter", "--sparsity", "0.5", "--shrink"]) == 0
     out = capsys.readouterr().out
     assert "stem.0" in out and "32×1×3×3 → 16×1×3×3" in out
-    for word in ("parameters", "FLOPs (batch 1)", "latency", "threads", "dense/shrunk", "test accuracy"):
+    for word in ("parameters", "FLOPs (batch 256)", "latency ms (batch 256)", "dense/shrunk", "test accuracy"):
         assert word in out
+    speedup = re.search(r"^speedup (\d+\.\d\d)× at batch 256, (\d+) threads \(cpu", out, re.MULTILINE)
+    assert speedup and int(speedup[2]) == torch.get_num_threads()
+    latency_row = next(line for line in out.splitlines() if line.startswith("latency ms"))
+    assert latency_row.endswith(f"{speedup[1]}×")  # the speedup line repeats the latency ratio
+
+
+def test_prune_shrink_default_batch_is_the_documented_one():
+    """The default batch is the one the README's example output and BENCHMARKS.md's headline use."""
+    assert build_parser().parse_args(["prune", "cnn", "--shrink"]).batch == SHRINK_BATCH == 256
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    command = "workbench prune cnn --pattern filter --sparsity 0.5 --shrink\n"
+    assert command in readme, "the README documents this command and shows its output"
+    shown = readme[readme.index(command) :].split("```")[0]
+    for line in ("FLOPs (batch 256)", "latency ms (batch 256)", "speedup ", " at batch 256, 2 threads"):
+        assert line in shown, line
+    assert "--batch 1" in readme  # how to time single images instead
+
+
+def test_prune_shrink_speedup_names_its_batch(capsys):
+    assert main(["prune", "mlp", "--pattern", "neuron", "--shrink", "--batch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "FLOPs (batch 2)" in out and "latency ms (batch 2)" in out
+    assert re.search(rf"^speedup \d+\.\d\d× at batch 2, {torch.get_num_threads()} threads", out, re.MULTILINE)
 
 
 @pytest.mark.parametrize("name,pattern", [("cnn", "filter"), ("transformer", "head")])

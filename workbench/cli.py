@@ -32,6 +32,7 @@ from .train import evaluate
 from .zoo import RECIPES, checkpoint_info, pretrained, train_checkpoint
 
 SHRINK_PATTERNS = ("neuron", "channel", "filter", "head")  # patterns that remove whole units
+SHRINK_BATCH = 256  # --shrink's default batch: compute, not per-call overhead, as in BENCHMARKS.md and notebook 05
 
 
 def check_out(path, twin: bool) -> Path:
@@ -82,9 +83,8 @@ def _print_info(report: dict) -> None:
     print("datasets:")
     for name, d in report["datasets"].items():
         shape = "×".join(map(str, d["input_shape"]))
-        print(
-            f"  {name:<12} input {shape:<8} {d['classes']:>2} classes  train/val/test {d['train']}/{d['val']}/{d['test']}"
-        )
+        splits = f"{d['train']}/{d['val']}/{d['test']}"
+        print(f"  {name:<12} input {shape:<8} {d['classes']:>2} classes  train/val/test {splits}")
     print("models:")
     for name, m in report["models"].items():
         accuracy = f"{m['test_accuracy']:.2%}" if m["test_accuracy"] is not None else "no checkpoint"
@@ -123,7 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"remove whole units ({', '.join(SHRINK_PATTERNS)}) and report shapes, params, FLOPs and CPU latency",
     )
     prune_parser.add_argument(
-        "--batch", type=int, default=1, help="with --shrink: batch size for FLOPs and latency (default 1)"
+        "--batch",
+        type=int,
+        default=SHRINK_BATCH,
+        help=f"with --shrink: batch size for FLOPs and latency (default {SHRINK_BATCH}; 1 times single-image calls)",
     )
     return parser
 
@@ -219,29 +222,35 @@ def shrink_command(args) -> tuple[nn.Module, dict]:
 
 
 def _print_shrink(report: dict) -> None:
-    print(
-        f"{report['model']}: {report['criterion']} × {report['pattern']} × {report['scope']} at sparsity {report['sparsity']:g}, shrunk"
-    )
+    what = f"{report['criterion']} × {report['pattern']} × {report['scope']}"
+    print(f"{report['model']}: {what} at sparsity {report['sparsity']:g}, shrunk")
     width = max([len(layer["name"]) for layer in report["layers"]] + [5])
     for layer in report["layers"]:
         print(f"  {layer['name']:<{width}}  {layer['before']:>12} → {layer['after']}")
     dense, shrunk, ratios = report["dense"], report["shrunk"], report["ratios"]
-    print(f"{'':<28} {'dense':>12} {'shrunk':>12}  dense/shrunk")
-    print(f"{'parameters':<28} {dense['params']:>12,} {shrunk['params']:>12,}  {ratios['params']:.2f}×")
-    print(
-        f"{'FLOPs (batch ' + str(report['batch']) + ')':<28} {dense['flops']:>12,} {shrunk['flops']:>12,}  {ratios['flops']:.2f}×"
-    )
-    label = f"latency ms (cpu, {report['threads']} threads)"
-    print(
-        f"{label:<28} {dense['latency']['median_ms']:>12.3f} {shrunk['latency']['median_ms']:>12.3f}  {ratios['latency']:.2f}×"
-    )
-    print(f"{'test accuracy':<28} {report['accuracy_before']:>12.2%} {report['accuracy_after']:>12.2%}")
+    batch, threads = report["batch"], report["threads"]
+    rows = [
+        ("parameters", f"{dense['params']:,}", f"{shrunk['params']:,}", f"{ratios['params']:.2f}×"),
+        (f"FLOPs (batch {batch})", f"{dense['flops']:,}", f"{shrunk['flops']:,}", f"{ratios['flops']:.2f}×"),
+        (
+            f"latency ms (batch {batch})",
+            f"{dense['latency']['median_ms']:.3f}",
+            f"{shrunk['latency']['median_ms']:.3f}",
+            f"{ratios['latency']:.2f}×",
+        ),
+        ("test accuracy", f"{report['accuracy_before']:.2%}", f"{report['accuracy_after']:.2%}", ""),
+    ]
+    label = max(len(row[0]) for row in rows)
+    number = max([len(row[i]) for row in rows for i in (1, 2)] + [6])
+    print(f"{'':<{label}}  {'dense':>{number}}  {'shrunk':>{number}}  dense/shrunk")
+    for name, before, after, ratio in rows:
+        print(f"{name:<{label}}  {before:>{number}}  {after:>{number}}  {ratio}".rstrip())
+    print(f"speedup {ratios['latency']:.2f}× at batch {batch}, {threads} threads (cpu; dense ÷ shrunk median latency)")
     for note in report["notes"]:
         print(f"note: {note}")
     if "out" in report:
-        print(
-            f"saved the shrunk state_dict to {report['out']} and how to rebuild it to {Path(report['out']).with_suffix('.json')}"
-        )
+        twin = Path(report["out"]).with_suffix(".json")
+        print(f"saved the shrunk state_dict to {report['out']} and how to rebuild it to {twin}")
 
 
 def one_line(error: Exception) -> str:
