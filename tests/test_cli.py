@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import torch
 from conftest import ACCURACY_FLOORS, SHIPPED
 
 import workbench as wb
-from workbench.cli import build_parser, main, shrink_command
+from workbench.cli import SHRINK_BATCH, build_parser, main, shrink_command
 from workbench.models import count_parameters
 from workbench.structure.saving import load_shrunk
 
@@ -168,8 +169,31 @@ def test_prune_shrink_text_lists_layers_and_ratios(capsys):
     assert main(["prune", "cnn", "--pattern", "filter", "--sparsity", "0.5", "--shrink"]) == 0
     out = capsys.readouterr().out
     assert "stem.0" in out and "32×1×3×3 → 16×1×3×3" in out
-    for word in ("parameters", "FLOPs (batch 1)", "latency", "threads", "dense/shrunk", "test accuracy"):
+    for word in ("parameters", "FLOPs (batch 256)", "latency ms (batch 256)", "dense/shrunk", "test accuracy"):
         assert word in out
+    speedup = re.search(r"^speedup (\d+\.\d\d)× at batch 256, (\d+) threads \(cpu", out, re.MULTILINE)
+    assert speedup and int(speedup[2]) == torch.get_num_threads()
+    latency_row = next(line for line in out.splitlines() if line.startswith("latency ms"))
+    assert latency_row.endswith(f"{speedup[1]}×")  # the speedup line repeats the latency ratio
+
+
+def test_prune_shrink_default_batch_is_the_documented_one():
+    """The default batch is the one the README's example output and BENCHMARKS.md's headline use."""
+    assert build_parser().parse_args(["prune", "cnn", "--shrink"]).batch == SHRINK_BATCH == 256
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    command = "workbench prune cnn --pattern filter --sparsity 0.5 --shrink\n"
+    assert command in readme, "the README documents this command and shows its output"
+    shown = readme[readme.index(command) :].split("```")[0]
+    for line in ("FLOPs (batch 256)", "latency ms (batch 256)", "speedup ", " at batch 256, 2 threads"):
+        assert line in shown, line
+    assert "--batch 1" in readme  # how to time single images instead
+
+
+def test_prune_shrink_speedup_names_its_batch(capsys):
+    assert main(["prune", "mlp", "--pattern", "neuron", "--shrink", "--batch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "FLOPs (batch 2)" in out and "latency ms (batch 2)" in out
+    assert re.search(rf"^speedup \d+\.\d\d× at batch 2, {torch.get_num_threads()} threads", out, re.MULTILINE)
 
 
 @pytest.mark.parametrize("name,pattern", [("cnn", "filter"), ("transformer", "head")])
@@ -204,3 +228,90 @@ def test_prune_shrink_bad_arguments_exit_2_and_write_nothing(tmp_path, capsys, m
     captured = capsys.readouterr()
     assert message in captured.err and captured.out == ""
     assert not any(tmp_path.iterdir())
+
+
+def _no_work(*_args, **_kwargs):
+    raise AssertionError("the command did work before checking --out")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["prune", "mlp"],
+        ["prune", "cnn", "--pattern", "filter", "--shrink"],
+    ],
+)
+def test_prune_out_in_missing_folder_fails_first_in_one_line(tmp_path, capsys, monkeypatch, argv):
+    """A --out that cannot be written is refused before the model is even loaded: one line, exit 2."""
+    monkeypatch.setattr("workbench.cli.pretrained", _no_work)
+    out = tmp_path / "missing" / "x.pt"
+    assert main([*argv, "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and "Traceback" not in captured.err
+    assert captured.err.startswith("workbench prune: ") and f"{out.parent} does not exist" in captured.err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("shrink", [[], ["--pattern", "filter", "--shrink"]])
+def test_prune_out_that_is_a_folder_fails_first(tmp_path, capsys, monkeypatch, shrink):
+    monkeypatch.setattr("workbench.cli.pretrained", _no_work)
+    assert main(["prune", "cnn", *shrink, "--out", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "it is a folder" in captured.err and captured.err.count("\n") == 1
+
+
+def test_prune_out_writes_plain_state_dict(tmp_path, capsys):
+    out = tmp_path / "pruned.pt"
+    assert main(["prune", "mlp", "--sparsity", "0.5", "--out", str(out)]) == 0
+    assert f"saved plain state_dict to {out}" in capsys.readouterr().out
+    state = torch.load(out, weights_only=True)
+    model = wb.build_model("mlp")
+    model.load_state_dict(state)  # plain names, no mask buffers
+    assert wb.sparsity_report(model).sparsity == 0.5
+
+
+def _one_line_error(capsys, argv) -> str:
+    """Run ``argv``; assert exit 2, nothing on stdout and exactly one line, no traceback, on stderr; return it."""
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Traceback" not in captured.err
+    assert captured.err.count("\n") == 1 and captured.err.endswith("\n"), captured.err
+    return captured.err
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["prune", "mlp", "--pattern", "nosuch"], "unknown pattern 'nosuch'"),
+        (["prune", "cnn", "--pattern", "filter", "--criterion", "nosuch", "--shrink"], "unknown criterion 'nosuch'"),
+        (["prune", "mlp", "--sparsity", "1.5"], "sparsity must be in [0, 1)"),
+    ],
+)
+def test_prune_library_value_error_is_one_line(capsys, argv, message):
+    """Inputs the library refuses with a ValueError (an unknown pattern, say) end in one line on stderr, exit 2."""
+    err = _one_line_error(capsys, argv)
+    assert err.startswith("workbench prune: ") and message in err
+
+
+@pytest.mark.parametrize(
+    "argv,target",
+    [
+        (["prune", "mlp", "--exclude", "nosuchlayer"], "workbench.cli.prune"),
+        (
+            ["prune", "cnn", "--pattern", "filter", "--shrink", "--exclude", "nosuchlayer"],
+            "workbench.cli.shrink_with_report",
+        ),
+        (["train", "mlp2d", "--epochs", "1"], "workbench.cli.train_checkpoint"),
+    ],
+)
+def test_any_library_value_error_is_one_line(capsys, monkeypatch, argv, target):
+    """Whatever ValueError the library raises, even one whose message spans lines, is one line on stderr, exit 2."""
+
+    def refuse(*_args, **_kwargs):
+        raise ValueError("exclude: 'nosuchlayer' matches no module;\n  the model's modules are fc1, fc2, fc3")
+
+    monkeypatch.setattr(target, refuse)
+    err = _one_line_error(capsys, argv)
+    assert (
+        err == f"workbench {argv[0]}: exclude: 'nosuchlayer' matches no module; the model's modules are fc1, fc2, fc3\n"
+    )

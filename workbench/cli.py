@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -30,6 +31,24 @@ from .structure.saving import check_path, save_shrunk
 from .structure.shrink import default_inputs
 from .train import evaluate
 from .zoo import RECIPES, checkpoint_info, pretrained, train_checkpoint
+
+SHRINK_BATCH = 256  # --shrink's default batch: compute, not per-call overhead, as in BENCHMARKS.md and notebook 05
+
+
+def check_out(path, twin: bool) -> Path:
+    """``--out`` as a Path, or a ValueError saying why it cannot be written, checked before any work.
+
+    ``twin``: a shrunk save, which also writes ``path``'s .json twin (``saving.check_path`` refuses a .json path).
+    """
+    path = check_path(path) if twin else Path(path)
+    folder = path.parent
+    if not folder.is_dir():
+        raise ValueError(f"cannot write --out {path}: folder {folder} does not exist")
+    if path.is_dir():
+        raise ValueError(f"cannot write --out {path}: it is a folder; give a file name such as {path / 'model.pt'}")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ValueError(f"cannot write --out {path}: permission denied")
+    return path
 
 
 def info() -> dict:
@@ -64,9 +83,8 @@ def _print_info(report: dict) -> None:
     print("datasets:")
     for name, d in report["datasets"].items():
         shape = "×".join(map(str, d["input_shape"]))
-        print(
-            f"  {name:<12} input {shape:<8} {d['classes']:>2} classes  train/val/test {d['train']}/{d['val']}/{d['test']}"
-        )
+        splits = f"{d['train']}/{d['val']}/{d['test']}"
+        print(f"  {name:<12} input {shape:<8} {d['classes']:>2} classes  train/val/test {splits}")
     print("models:")
     for name, m in report["models"].items():
         accuracy = f"{m['test_accuracy']:.2%}" if m["test_accuracy"] is not None else "no checkpoint"
@@ -105,13 +123,18 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"remove whole units ({', '.join(coupled_patterns())}) and report shapes, params, FLOPs and CPU latency",
     )
     prune_parser.add_argument(
-        "--batch", type=int, default=1, help="with --shrink: batch size for FLOPs and latency (default 1)"
+        "--batch",
+        type=int,
+        default=SHRINK_BATCH,
+        help=f"with --shrink: batch size for FLOPs and latency (default {SHRINK_BATCH}; 1 times single-image calls)",
     )
     return parser
 
 
 def prune_command(args):
     """Prune a shipped model as the arguments say; returns the PruneResult and a JSON-ready report."""
+    if args.out:
+        check_out(args.out, twin=False)  # before the work, not after
     model = pretrained(args.model)
     data = load_dataset(checkpoint_info(args.model)["dataset"])
     before = evaluate(model, data.test)
@@ -154,7 +177,7 @@ def shrink_command(args) -> tuple[nn.Module, dict]:
     if args.batch < 1:
         raise ValueError(f"--batch must be at least 1, got {args.batch}")
     if args.out:
-        check_path(args.out)  # before the work, not after
+        check_out(args.out, twin=True)  # before the work, not after
     dense = pretrained(args.model)
     data = load_dataset(checkpoint_info(args.model)["dataset"])
     small, shrunk = shrink_with_report(
@@ -199,42 +222,59 @@ def shrink_command(args) -> tuple[nn.Module, dict]:
 
 
 def _print_shrink(report: dict) -> None:
-    print(
-        f"{report['model']}: {report['criterion']} × {report['pattern']} × {report['scope']} at sparsity {report['sparsity']:g}, shrunk"
-    )
+    what = f"{report['criterion']} × {report['pattern']} × {report['scope']}"
+    print(f"{report['model']}: {what} at sparsity {report['sparsity']:g}, shrunk")
     width = max([len(layer["name"]) for layer in report["layers"]] + [5])
     for layer in report["layers"]:
         print(f"  {layer['name']:<{width}}  {layer['before']:>12} → {layer['after']}")
     dense, shrunk, ratios = report["dense"], report["shrunk"], report["ratios"]
-    print(f"{'':<28} {'dense':>12} {'shrunk':>12}  dense/shrunk")
-    print(f"{'parameters':<28} {dense['params']:>12,} {shrunk['params']:>12,}  {ratios['params']:.2f}×")
-    print(
-        f"{'FLOPs (batch ' + str(report['batch']) + ')':<28} {dense['flops']:>12,} {shrunk['flops']:>12,}  {ratios['flops']:.2f}×"
-    )
-    label = f"latency ms (cpu, {report['threads']} threads)"
-    print(
-        f"{label:<28} {dense['latency']['median_ms']:>12.3f} {shrunk['latency']['median_ms']:>12.3f}  {ratios['latency']:.2f}×"
-    )
-    print(f"{'test accuracy':<28} {report['accuracy_before']:>12.2%} {report['accuracy_after']:>12.2%}")
+    batch, threads = report["batch"], report["threads"]
+    rows = [
+        ("parameters", f"{dense['params']:,}", f"{shrunk['params']:,}", f"{ratios['params']:.2f}×"),
+        (f"FLOPs (batch {batch})", f"{dense['flops']:,}", f"{shrunk['flops']:,}", f"{ratios['flops']:.2f}×"),
+        (
+            f"latency ms (batch {batch})",
+            f"{dense['latency']['median_ms']:.3f}",
+            f"{shrunk['latency']['median_ms']:.3f}",
+            f"{ratios['latency']:.2f}×",
+        ),
+        ("test accuracy", f"{report['accuracy_before']:.2%}", f"{report['accuracy_after']:.2%}", ""),
+    ]
+    label = max(len(row[0]) for row in rows)
+    number = max([len(row[i]) for row in rows for i in (1, 2)] + [6])
+    print(f"{'':<{label}}  {'dense':>{number}}  {'shrunk':>{number}}  dense/shrunk")
+    for name, before, after, ratio in rows:
+        print(f"{name:<{label}}  {before:>{number}}  {after:>{number}}  {ratio}".rstrip())
+    print(f"speedup {ratios['latency']:.2f}× at batch {batch}, {threads} threads (cpu; dense ÷ shrunk median latency)")
     for note in report["notes"]:
         print(f"note: {note}")
     if "out" in report:
-        print(
-            f"saved the shrunk state_dict to {report['out']} and how to rebuild it to {Path(report['out']).with_suffix('.json')}"
-        )
+        twin = Path(report["out"]).with_suffix(".json")
+        print(f"saved the shrunk state_dict to {report['out']} and how to rebuild it to {twin}")
+
+
+def one_line(error: Exception) -> str:
+    """An error's message as one line of text (a library's message may span several)."""
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command ``argv`` asks for; a ValueError (a refused input) is one line on stderr and exit status 2."""
     args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except ValueError as error:
+        print(f"workbench {args.command}: {one_line(error)}", file=sys.stderr)
+        return 2
+
+
+def run(args) -> int:
     if args.command == "info":
         report = info()
         print(json.dumps(report)) if args.json else _print_info(report)
     elif args.command == "train":
-        from pathlib import Path
-
         if args.epochs is not None and args.epochs < 1:
-            print(f"workbench train: --epochs must be at least 1, got {args.epochs}", file=sys.stderr)
-            return 2
+            raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
         meta = train_checkpoint(
             args.name, Path(args.out) if args.out else None, progress=not args.json, epochs=args.epochs
         )
@@ -243,11 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"{args.name}: test accuracy {meta['test_accuracy']:.2%}, {meta['parameters']:,} parameters")
     elif args.command == "prune":
-        try:
-            result, report = shrink_command(args) if args.shrink else prune_command(args)
-        except ValueError as error:
-            print(f"workbench prune: {error}", file=sys.stderr)
-            return 2
+        result, report = shrink_command(args) if args.shrink else prune_command(args)
         if args.shrink:
             print(json.dumps(report)) if args.json else _print_shrink(report)
         elif args.json:
