@@ -100,3 +100,33 @@ def test_modules_stay_small_or_say_why(name):
     if lines > MAX_LINES:
         docstring = ast.get_docstring(ast.parse(text)) or ""
         assert LONGER_BECAUSE in docstring, f"{name} has {lines} lines; split it or say why at its top"
+
+
+def layer_of(name: str) -> int:
+    """library 0 → viz 1 → widgets 2 → cli 3 (and the package's __init__, which gathers everything)."""
+    if name.startswith("workbench.viz"):
+        return 1
+    if name.startswith("workbench.widgets"):
+        return 2
+    if name in ("workbench.cli", "workbench"):
+        return 3
+    return 0
+
+
+def module_level_imports(name: str) -> set[str]:
+    tree = ast.parse(MODULES[name].read_text())
+    found = set()
+    for node in tree.body:  # top-level statements only; a .plot() method may import its figure lazily
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found |= resolve(name, node)
+    return found
+
+
+def test_imports_point_from_the_library_up_to_views_and_the_cli():
+    for name in MODULES:
+        for target in module_level_imports(name):
+            assert layer_of(target) <= layer_of(name), f"{name} (layer {layer_of(name)}) imports {target}"
+    for name, targets in import_graph().items():
+        if layer_of(name) == 0:
+            lazy = {t for t in targets if layer_of(t) > 1}
+            assert not lazy, f"library module {name} imports widgets or the CLI: {lazy}"

@@ -40,7 +40,7 @@ def check_out(path, twin: bool) -> Path:
 
     ``twin``: a shrunk save, which also writes ``path``'s .json twin (``saving.check_path`` refuses a .json path).
     """
-    path = check_path(path) if twin else Path(path)
+    path = Path(path)
     folder = path.parent
     if not folder.is_dir():
         raise ValueError(f"cannot write --out {path}: folder {folder} does not exist")
@@ -48,7 +48,7 @@ def check_out(path, twin: bool) -> Path:
         raise ValueError(f"cannot write --out {path}: it is a folder; give a file name such as {path / 'model.pt'}")
     if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise ValueError(f"cannot write --out {path}: permission denied")
-    return path
+    return check_path(path) if twin else path
 
 
 def info() -> dict:
