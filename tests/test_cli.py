@@ -283,7 +283,10 @@ def _one_line_error(capsys, argv) -> str:
     "argv,message",
     [
         (["prune", "mlp", "--pattern", "nosuch"], "unknown pattern 'nosuch'"),
-        (["prune", "cnn", "--pattern", "filter", "--exclude", "nosuch", "--shrink"], "exclude 'nosuch' matches no layer"),
+        (
+            ["prune", "cnn", "--pattern", "filter", "--exclude", "nosuch", "--shrink"],
+            "exclude 'nosuch' matches no layer",
+        ),
         (["prune", "cnn", "--pattern", "channel", "--shrink"], "whole units"),
         (["prune", "mlp", "--sparsity", "1.5"], "sparsity must be in [0, 1)"),
     ],
