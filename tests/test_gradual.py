@@ -161,3 +161,36 @@ def test_bad_input_is_refused_and_changes_nothing(make, message):
         make(model)
     assert_same_state(state_copy(model), before)
     assert not is_masked(model)
+
+
+def test_interpolated_masks_remove_the_difference_in_equal_steps_weakest_first():
+    model = small_mlp([6, 8, 3], 0)
+    start = {"0.weight": torch.ones(8, 6, dtype=torch.bool)}
+    end = {"0.weight": torch.ones(8, 6, dtype=torch.bool)}
+    end["0.weight"][:4] = False  # four rows go: 24 weights
+    frames = wb.gradual.interpolated_masks(model, start, end, 4)
+    removed = [int((~f["0.weight"]).sum()) for f in frames]
+    assert removed == [6, 12, 18, 24] and torch.equal(frames[-1]["0.weight"], end["0.weight"])
+    for earlier, later in itertools.pairwise(frames):
+        assert not (later["0.weight"] & ~earlier["0.weight"]).any()
+    first_gone = ~frames[0]["0.weight"]
+    weights = model[0].weight.detach().abs()
+    assert weights[first_gone].max() <= weights[:4][frames[0]["0.weight"][:4]].min()
+
+
+def test_progressive_structured_pruning_fades_rows_out_then_matches_the_schedule():
+    model = small_mlp([6, 10, 10, 3], 1)
+    s = wb.schedule("one_shot", final=0.5, start=2, end=2, every=1)
+    gp = wb.GradualPruner(model, s, "magnitude", "neuron", "local", progressive=3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    train_steps(model, gp, optimizer, 3)  # steps 0, 1, 2: the pruning step starts the fade
+    partial = get_masks(model)["0.weight"]
+    assert 0 < int((~partial).sum()) < 30 and not partial.all(1).logical_or(~partial.any(1)).all(), "rows half gone"
+    train_steps(model, gp, optimizer, 3)
+    final = get_masks(model)["0.weight"]
+    assert int((~final.any(1)).sum()) == 5 and bool((final.all(1) | ~final.any(1)).all()), "whole rows, as scheduled"
+
+
+def test_progressive_must_end_before_the_next_pruning_step():
+    with pytest.raises(ValueError, match="shorter than the schedule's every"):
+        wb.GradualPruner(wb.pretrained("mlp"), wb.schedule(every=5), progressive=5)
