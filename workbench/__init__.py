@@ -20,6 +20,7 @@ from .reports import PruneResult, sparsity_report
 from .schedules import SCHEDULES, schedule
 from .shrinking import shrink, shrink_with_report
 from .structure.saving import load_shrunk, save_shrunk
+from .timing import compare_timing
 from .train import History, evaluate, fine_tune, predict, train
 from .zoo import checkpoint_info, pretrained
 
@@ -35,6 +36,7 @@ __all__ = [
     "Pruner",
     "build_model",
     "checkpoint_info",
+    "compare_timing",
     "count_parameters",
     "evaluate",
     "fine_tune",
