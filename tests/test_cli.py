@@ -319,3 +319,26 @@ def test_any_library_value_error_is_one_line(capsys, monkeypatch, argv, target):
     assert (
         err == f"workbench {argv[0]}: exclude: 'nosuchlayer' matches no module; the model's modules are fc1, fc2, fc3\n"
     )
+
+
+def test_prune_fine_tune_and_rounds(capsys):
+    assert main(["prune", "mlp", "--sparsity", "0.9", "--scope", "global", "--fine-tune-epochs", "2", "--json"]) == 0
+    once = json.loads(capsys.readouterr().out)
+    assert once["accuracy_after"] > once["accuracy_pruned"] and once["sparsity"] == pytest.approx(0.9, abs=1e-4)
+    argv = ["prune", "mlp", "--sparsity", "0.9", "--scope", "global", "--fine-tune-epochs", "2", "--rounds", "3"]
+    assert main([*argv, "--schedule", "linear", "--json"]) == 0
+    rounds = json.loads(capsys.readouterr().out)
+    assert rounds["rounds"] == 3 and rounds["sparsity"] == pytest.approx(0.9, abs=1e-4)
+    assert main(argv) == 0
+    assert "pruned in 3 rounds" in capsys.readouterr().out
+
+
+def test_train_prune_to_writes_a_sparse_checkpoint(tmp_path, capsys):
+    assert main(["train", "mlp2d", "--epochs", "3", "--prune-to", "0.8", "--out", str(tmp_path), "--json"]) == 0
+    meta = json.loads(capsys.readouterr().out)
+    assert meta["pruned"]["sparsity"] == pytest.approx(0.8, abs=1e-3) and meta["pruned"]["schedule"] == "cubic"
+    model = wb.pretrained("mlp2d", directory=tmp_path)
+    assert wb.sparsity_report(model).sparsity == pytest.approx(0.8, abs=1e-3)
+    assert main(["train", "mlp2d", "--prune-to", "0.8"]) == 2, (
+        "the shipped checkpoint is never replaced by a sparse one"
+    )

@@ -20,16 +20,18 @@ from torch import nn
 
 from .criteria import CRITERIA
 from .data import DATASETS, load_dataset
+from .iterative import iterative_prune
 from .masks import plain_state_dict
 from .measure import compare_latency, model_costs
 from .models import MODELS, build_model, count_parameters
 from .patterns import coupled_patterns, pattern_names
 from .pruning import prune
-from .reports import SCOPES
+from .reports import SCOPES, sparsity_report
+from .schedules import SCHEDULES
 from .shrinking import shrink_with_report
 from .structure.saving import check_path, save_shrunk
 from .structure.shrink import default_inputs
-from .train import evaluate
+from .train import evaluate, fine_tune
 from .zoo import RECIPES, checkpoint_info, pretrained, train_checkpoint
 
 SHRINK_BATCH = 256  # --shrink's default batch: compute, not per-call overhead, as in BENCHMARKS.md and notebook 05
@@ -101,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--out", default=None, help="folder to write NAME.pt/NAME.json (default: the package's)")
     train_parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     train_parser.add_argument("--json", action="store_true", help="print the checkpoint metadata as JSON")
+    train_parser.add_argument(
+        "--prune-to", type=float, default=None, help="train sparse: reach this sparsity during training (needs --out)"
+    )
+    train_parser.add_argument("--schedule", default="cubic", choices=list(SCHEDULES), help="with --prune-to")
     prune_parser = commands.add_parser("prune", help="prune a shipped model and report per-layer sparsity and accuracy")
     prune_parser.add_argument("model", choices=sorted(MODELS), help="shipped model to prune")
     prune_parser.add_argument("--sparsity", type=float, default=0.5, help="fraction of weights to prune, in [0, 1)")
@@ -111,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--exclude", action="append", default=[], help="module name or glob to leave dense (repeatable)"
     )
     prune_parser.add_argument("--json", action="store_true", help="print one JSON object")
+    prune_parser.add_argument(
+        "--fine-tune-epochs", type=int, default=0, help="fine-tune after pruning (per round with --rounds > 1)"
+    )
+    prune_parser.add_argument("--rounds", type=int, default=1, help="prune → fine-tune rounds (iterative pruning)")
+    prune_parser.add_argument(
+        "--schedule", default="exponential", choices=list(SCHEDULES), help="how the sparsity rises over the rounds"
+    )
     prune_parser.add_argument(
         "--out",
         default=None,
@@ -139,23 +152,46 @@ def prune_command(args):
     data = load_dataset(checkpoint_info(args.model)["dataset"])
     before = evaluate(model, data.test)
     sparsity = None if ":" in args.pattern else args.sparsity
-    result = prune(
-        model,
-        sparsity=sparsity,
-        criterion=args.criterion,
-        pattern=args.pattern,
-        scope=args.scope,
-        data=data,
-        exclude=tuple(args.exclude),
-    )
+    if args.rounds < 1 or args.fine_tune_epochs < 0:
+        raise ValueError(
+            f"--rounds must be >= 1 and --fine-tune-epochs >= 0, got {args.rounds}, {args.fine_tune_epochs}"
+        )
+    options = {
+        "criterion": args.criterion,
+        "pattern": args.pattern,
+        "scope": args.scope,
+        "exclude": tuple(args.exclude),
+    }
+    if args.rounds > 1:
+        history = iterative_prune(
+            model,
+            data,
+            sparsity,
+            rounds=args.rounds,
+            schedule=args.schedule,
+            epochs=args.fine_tune_epochs,
+            split="test",
+            progress=False,
+            **options,
+        )
+        result = sparsity_report(model)
+        pruned_accuracy = history.rounds[-1].accuracy_pruned
+    else:
+        result = prune(model, sparsity=sparsity, data=data, **options)
+        pruned_accuracy = evaluate(model, data.test)
+        if args.fine_tune_epochs:
+            fine_tune(model, data, epochs=args.fine_tune_epochs, progress=False)
     report = {
         "model": args.model,
         "criterion": args.criterion,
         "pattern": args.pattern,
         "scope": args.scope,
         "requested_sparsity": sparsity,
+        "rounds": args.rounds,
+        "fine_tune_epochs": args.fine_tune_epochs,
         **result.to_dict(),
         "accuracy_before": before,
+        "accuracy_pruned": pruned_accuracy,
         "accuracy_after": evaluate(model, data.test),
     }
     if args.out:
@@ -275,8 +311,15 @@ def run(args) -> int:
     elif args.command == "train":
         if args.epochs is not None and args.epochs < 1:
             raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
+        if args.prune_to is not None and not args.out:
+            raise ValueError("--prune-to trains a sparse variant: give --out FOLDER so the shipped checkpoint stays")
         meta = train_checkpoint(
-            args.name, Path(args.out) if args.out else None, progress=not args.json, epochs=args.epochs
+            args.name,
+            Path(args.out) if args.out else None,
+            progress=not args.json,
+            epochs=args.epochs,
+            prune_to=args.prune_to,
+            schedule=args.schedule,
         )
         if args.json:
             print(json.dumps(meta))
@@ -291,7 +334,15 @@ def run(args) -> int:
         else:
             print(f"{args.model}: {args.criterion} × {args.pattern} × {args.scope}")
             print(result)
-            print(f"accuracy {report['accuracy_before']:.2%} → {report['accuracy_after']:.2%}")
+            if report["fine_tune_epochs"]:
+                rounds = f" in {report['rounds']} rounds" if report["rounds"] > 1 else ""
+                print(
+                    f"accuracy {report['accuracy_before']:.2%} → {report['accuracy_pruned']:.2%} pruned{rounds} → "
+                    f"{report['accuracy_after']:.2%} fine-tuned ({report['fine_tune_epochs']} epochs"
+                    f"{' a round' if rounds else ''})"
+                )
+            else:
+                print(f"accuracy {report['accuracy_before']:.2%} → {report['accuracy_after']:.2%} (no fine-tuning)")
             if args.out:
                 print(f"saved plain state_dict to {args.out}")
     return 0

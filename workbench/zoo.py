@@ -21,7 +21,11 @@ import torch
 from torch import nn
 
 from .data import load_dataset
+from .gradual import GradualPruner
+from .masks import bake
 from .models import build_model, config_from_dict, config_to_dict, count_parameters, model_spec
+from .reports import check_sparsity, sparsity_report
+from .schedules import schedule as make_schedule
 from .train import evaluate, train
 
 
@@ -124,11 +128,18 @@ def _shift_signals(signals: torch.Tensor, max_shift: int, generator: torch.Gener
 
 
 def train_checkpoint(
-    name: str, directory: Path | None = None, progress: bool = True, epochs: int | None = None
+    name: str,
+    directory: Path | None = None,
+    progress: bool = True,
+    epochs: int | None = None,
+    prune_to: float | None = None,
+    schedule: str = "cubic",
 ) -> dict:
     """Train model ``name`` with its recipe on CPU and write ``NAME.pt`` + ``NAME.json``; returns the metadata.
 
     The same seed and machine give the same weights, so the shipped files can be regenerated.
+    ``prune_to`` trains it sparse instead: a ``GradualPruner`` (global magnitude) raises the sparsity on
+    ``schedule`` over the first three quarters of the steps; the masks are baked into the saved weights.
     """
     spec = model_spec(name)
     recipe = RECIPES[name]
@@ -137,6 +148,11 @@ def train_checkpoint(
     data = load_dataset(spec.dataset, seed=recipe.seed)
     torch.manual_seed(recipe.seed)
     model = build_model(name, num_classes=data.num_classes)
+    pruner = None
+    if prune_to is not None:
+        steps = recipe.epochs * -(-len(data.train) // recipe.batch_size)
+        plan = make_schedule(schedule, 0.0, check_sparsity(prune_to), 0, int(0.75 * steps), max(1, steps // 40))
+        pruner = GradualPruner(model, plan)
     history = train(
         model,
         data,
@@ -148,7 +164,9 @@ def train_checkpoint(
         device="cpu",
         progress=progress,
         augment=shift_augment(recipe.shift_augment) if recipe.shift_augment else None,
+        pruner=pruner,
     )
+    bake(model)
     info = {
         "model": name,
         "config": config_to_dict(model.config),
@@ -158,6 +176,7 @@ def train_checkpoint(
         "val_accuracy": history.val_accuracy[-1] if history.val_accuracy else None,
         "test_accuracy": evaluate(model, data.test),
         "torch_version": torch.__version__,
+        **({"pruned": {"sparsity": sparsity_report(model).sparsity, "schedule": schedule}} if pruner else {}),
     }
     directory = directory or checkpoint_dir()
     directory.mkdir(parents=True, exist_ok=True)
