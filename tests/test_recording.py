@@ -17,7 +17,8 @@ def test_frames_follow_the_run(digits):
         assert frame.sparsity == pytest.approx(s(frame.step), abs=1e-4)
         assert int(frame.histograms["fc1.weight"].sum()) == 300 * 64
         mask = frame.masks["fc1.weight"]
-        pruned = 0 if mask is None else int((~mask).sum())
+        pruned = int((~mask).sum())
+        assert mask.shape == (300, 64)
         assert frame.histograms["fc1.weight"][0] >= pruned, "pruned weights are exact zeros, in the first bin"
         assert 0 <= frame.accuracy <= 1
     assert run.at(31).step == 30 and run.at(0).step == 0

@@ -77,6 +77,10 @@ class _Recorder:
             self.record(step)
         return result
 
+    def _dense(self, name: str) -> torch.Tensor:
+        module, _, leaf = name.rpartition(".")
+        return torch.ones(getattr(self.model.get_submodule(module), leaf).shape, dtype=torch.bool)
+
     @torch.no_grad()
     def record(self, step: int) -> None:
         masks = get_masks(self.model)
@@ -92,7 +96,7 @@ class _Recorder:
             self.pruner.sparsity(),
             loss,
             evaluate(self.model, self.split),
-            {name: masks[name].cpu().clone() if name in masks else None for name in self.layers},
+            {name: masks[name].cpu().clone() if name in masks else self._dense(name) for name in self.layers},
             histograms,
         )
         self.recording.frames.append(frame)
