@@ -1,4 +1,5 @@
-"""Explorer: dropdowns and slider set from code; state, figure and PNG agree with the Pruner; bad choices change nothing."""
+"""Explorer: dropdowns and slider set from code; state, figure and PNG agree with the Pruner; bad choices change
+nothing."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import numpy as np
 import pytest
 from conftest import assert_same_state, retry_load, state_copy
 
+from workbench.layer_fit import unfit_layers
 from workbench.measure import parameter_counts
 from workbench.pruner import report_from_masks
 from workbench.viz.pruning import mask_image
-from workbench.widgets.explorer import Explorer, unfit_layers
+from workbench.widgets.explorer import KEPT_CHOICES, Explorer
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -132,6 +134,7 @@ def test_choices_are_cached_and_data_driven_criteria_build(app):
     assert app.setup is taylor, "scored once per choice"
     assert app.view is not None and app.build_ms[-1] > 0
     app.criterion.value = "magnitude"
+    assert app._setup.cache_info().maxsize == KEPT_CHOICES, "the app keeps a bounded number of scored choices"
 
 
 def test_cnn_nm_excludes_layers_that_do_not_fit(cnn_app):

@@ -17,6 +17,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ..pruner import SparsityReport, report_from_masks
+from .colors import CURRENT, CURVE, REFERENCE
 from .pruning import bin_index, draw_layer_sparsity, draw_mask, draw_weight_histogram, mask_image
 from .render import BlitRenderer
 
@@ -64,12 +65,12 @@ class ExplorerFigure:
         self.bins, self.bin_count = bin_index(self.magnitudes, edges), len(edges) - 1
         bar_ax = self.figure.add_subplot(grid[1, 4:8])
         self.bars = list(draw_layer_sparsity(bar_ax, {"": report_from_masks(masks)})[""])
-        self.overall = bar_ax.axhline(0, color="tab:red", linewidth=1.2)
+        self.overall = bar_ax.axhline(0, color=CURRENT, linewidth=1.2)
         bar_ax.set_title("sparsity per layer (red: all)", fontsize=10)
         curve_ax = self.figure.add_subplot(grid[1, 8:])
-        curve_ax.plot(100 * curve_x, 100 * curve_y, color="0.4", marker=".")
-        curve_ax.axhline(100 * baseline, color="0.3", linestyle=":", linewidth=1)
-        (self.marker,) = curve_ax.plot([], [], "o", color="tab:red", markersize=8)
+        curve_ax.plot(100 * curve_x, 100 * curve_y, color=CURVE, marker=".")
+        curve_ax.axhline(100 * baseline, color=REFERENCE, linestyle=":", linewidth=1)
+        (self.marker,) = curve_ax.plot([], [], "o", color=CURRENT, markersize=8)
         curve_ax.set(xlim=(0, 100), ylim=(0, 102), xlabel="sparsity (%)", ylabel=f"{split_name} accuracy (%)")
         curve_ax.set_title("accuracy (dotted: dense)", fontsize=10)
         curve_ax.grid(alpha=0.3)

@@ -15,18 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
+from .colors import CURRENT, CURVE, MASK_COLORS
+from .pruning import mask_image, mask_title
 from .render import BlitRenderer
-
-MASK_COLORS = ListedColormap(["#f4f1ea", "#1f4e79"])  # pruned, kept
-
-
-def mask_title(name: str, mask: torch.Tensor) -> str:
-    rows, cols = mask.shape[0], mask[0].numel()
-    pruned = 1.0 - mask.float().mean().item()
-    return f"{name.removesuffix('.weight')}  {rows}×{cols}\n{pruned:.1%} pruned"
 
 
 class TourFigure:
@@ -38,17 +31,16 @@ class TourFigure:
         self.images, self.mask_axes = {}, {}
         for column, (name, mask) in enumerate(masks.items()):
             ax = self.figure.add_subplot(grid[0, column])
-            image = mask.reshape(mask.shape[0], -1).cpu().numpy()
             self.images[name] = ax.imshow(
-                image, cmap=MASK_COLORS, vmin=0, vmax=1, aspect="auto", interpolation="nearest"
+                mask_image(mask), cmap=MASK_COLORS, vmin=0, vmax=1, aspect="auto", interpolation="nearest"
             )
             ax.set_title(mask_title(name, mask), fontsize=10)
             ax.set_xlabel("input")
             ax.set_ylabel("output" if column == 0 else "")
             self.mask_axes[name] = ax
         self.curve_ax = self.figure.add_subplot(grid[1, :])
-        self.curve_ax.plot(100 * sparsities, 100 * accuracies, color="0.4", marker=".", label="test accuracy")
-        (self.marker,) = self.curve_ax.plot([], [], "o", color="tab:red", markersize=9, label="current")
+        self.curve_ax.plot(100 * sparsities, 100 * accuracies, color=CURVE, marker=".", label="test accuracy")
+        (self.marker,) = self.curve_ax.plot([], [], "o", color=CURRENT, markersize=9, label="current")
         self.curve_ax.set_xlabel("sparsity of every layer (%)")
         self.curve_ax.set_ylabel("test accuracy (%)")
         self.curve_ax.set_xlim(0, 100)
@@ -62,7 +54,7 @@ class TourFigure:
     def update(self, masks: dict[str, torch.Tensor], sparsity: float, accuracy: float) -> None:
         """Show new masks and move the current point; nothing is rebuilt."""
         for name, mask in masks.items():
-            self.images[name].set_data(mask.reshape(mask.shape[0], -1).cpu().numpy())
+            self.images[name].set_data(mask_image(mask))
             self.mask_axes[name].set_title(mask_title(name, mask), fontsize=10)
         self.marker.set_data([100 * sparsity], [100 * accuracy])
         self.curve_ax.set_title(f"sparsity {sparsity:.0%}: accuracy {accuracy:.1%}", fontsize=11)
