@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from browser_slider import Browser
 from conftest import assert_same_state, retry_load, state_copy
 
 from workbench.layer_fit import unfit_layers
@@ -74,6 +75,17 @@ def test_slider_moves_rethreshold_without_rebuilding(app, sparsity):
     check_consistent(app, sparsity)
     assert app.view is view and app.setup is setup and len(app.build_ms) == builds
     assert len(app.update_ms) == updates + changed and app.update_ms[-1] > 0
+
+
+def test_the_browser_cannot_undo_what_code_set(app, monkeypatch):
+    """Cells set the sparsity; the browser catches up afterwards and must leave the last value in place."""
+    browser = Browser(app.slider, monkeypatch)
+    for value in (0.8, 0.4, 0.95, 0.1):
+        app.slider.value = value
+    echoes = browser.catch_up()
+    assert app.slider.value == 0.1
+    check_consistent(app, 0.1)
+    assert echoes == [], "the browser had nothing to send back"
 
 
 def test_histogram_threshold_splits_magnitudes(app):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from browser_slider import Browser
 
 import workbench as wb
 from workbench.cuts import shape_text
@@ -126,6 +127,17 @@ def test_slider_is_a_lookup(lab, sparsity):
     check_shows(lab, sparsity)
     assert lab.view is view and lab.sweep is sweep and len(lab.build_ms) == builds
     assert lab.update_ms[-1] > 0
+
+
+def test_the_browser_cannot_undo_what_code_set(lab, monkeypatch):
+    """Cells set the sparsity; the browser catches up afterwards and must leave the last value in place."""
+    browser = Browser(lab.slider, monkeypatch)
+    lab.slider.value = 0.5  # between the slider's steps (0.4, 0.6): the browser shows the nearest
+    lab.slider.value = 0.0
+    echoes = browser.catch_up()
+    assert lab.slider.value == 0.0
+    check_shows(lab, 0.0)
+    assert echoes == [], "the browser had nothing to send back"
 
 
 def test_layer_choice_redraws_the_cut(lab):

@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pytest
+from browser_slider import Browser
 from conftest import assert_same_state, retry_load, state_copy
 from hypothesis import given
 from hypothesis import strategies as st
@@ -139,3 +140,27 @@ def test_nan_from_code_leaves_slider_and_state_consistent(app):
         app.slider.value = float("nan")
     assert app.state["sparsity"] == 0.3
     assert app.slider.value == 0.3  # fails: the slider now holds nan while the figure shows 0.3
+
+
+def test_the_browser_cannot_undo_what_code_set(app, monkeypatch):
+    """Run All in JupyterLab: the cells set these values; the browser catches up after the last cell, and what it
+    sends back must not move the slider off the 99 % the last cell set."""
+    browser = Browser(app.slider, monkeypatch)
+    for value in (0.5, 0.8, 0.95, 0.0, 0.33, 0.5, 0.9, 0.99):
+        app.slider.value = value
+    echoes = browser.catch_up()
+    assert app.slider.value == 0.99
+    check_consistent(app, 0.99)
+    assert echoes == [], "the browser had nothing to send back"
+    app.slider.value = 0.95
+    app.slider.value = 0.3
+    browser.catch_up()
+    assert app.slider.value == 0.3
+    check_consistent(app, 0.3)
+
+
+def test_a_drag_arrives_as_a_step(app):
+    app.slider.value = 0.0
+    app.slider.set_state({"index": 42})  # what the browser sends when the user drags to 42 %
+    assert app.slider.value == 0.42
+    check_consistent(app, 0.42)
