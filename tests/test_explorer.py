@@ -88,6 +88,12 @@ def test_the_browser_cannot_undo_what_code_set(app, monkeypatch):
     assert echoes == [], "the browser had nothing to send back"
 
 
+def test_the_picture_is_shown_at_its_own_width(app, cnn_app):
+    for shown in (app, cnn_app):
+        assert int.from_bytes(png(shown)[16:20], "big") == 840, "the PNG header's width"
+        assert (shown.image.layout.width, shown.image.layout.max_width) == ("840px", "100%")
+
+
 def test_histogram_threshold_splits_magnitudes(app):
     app.slider.value = 0.6
     weights = app.setup.pruner.weights["fc2.weight"].abs()

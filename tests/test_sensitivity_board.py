@@ -89,6 +89,11 @@ def test_the_browser_cannot_undo_what_code_set(board, monkeypatch):
     assert echoes == [[], [], [], []], "the browser had nothing to send back"
 
 
+def test_the_picture_is_shown_at_its_own_width(board):
+    assert int.from_bytes(bytes(board.image.value)[16:20], "big") == 840, "the PNG header's width"
+    assert (board.image.layout.width, board.image.layout.max_width) == ("840px", "100%")
+
+
 def test_board_never_modifies_the_model(board):
     before = state_copy(board.model)
     board.sliders["fc3"].value = 0.9

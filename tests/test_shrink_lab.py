@@ -140,6 +140,14 @@ def test_the_browser_cannot_undo_what_code_set(lab, monkeypatch):
     assert echoes == [], "the browser had nothing to send back"
 
 
+def test_layout_fits_the_output_area(lab):
+    """The figure at its own width (840 px) and the shape table under it, not beside it, where it was clipped."""
+    assert int.from_bytes(bytes(lab.image.value)[16:20], "big") == 840, "the PNG header's width"
+    assert (lab.image.layout.width, lab.image.layout.max_width) == ("840px", "100%")
+    assert lab.widget.children[-2:] == (lab.image, lab.table)
+    assert lab.view.bars[0].axes.get_title() == "shrunk as a share of dense", "no numbers above the bars to point to"
+
+
 def test_layer_choice_redraws_the_cut(lab):
     lab.slider.value = 0.5
     lab.layer.value = "fc1"

@@ -63,6 +63,13 @@ def test_png_is_a_decodable_image(app):
     assert pixels.shape[2] in (3, 4) and pixels.shape[0] > 100 and pixels.shape[1] > 100
 
 
+def test_the_picture_is_shown_at_its_own_width(app):
+    """840 px, the width of a notebook's output area; shown no wider (stretched, its text would turn soft)."""
+    width = imread(io.BytesIO(png(app)), format="png").shape[1]
+    assert width == 840
+    assert (app.image.layout.width, app.image.layout.max_width) == ("840px", "100%")
+
+
 @given(value=st.integers(0, 99).map(lambda k: k / 100) | st.floats(0.0, 0.99))
 def test_slider_moves_update_everything(app, value):
     before_png, before_calls, before_kept = png(app), len(app.update_ms), app.state["kept"]

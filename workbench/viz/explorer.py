@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from ..pruner import SparsityReport, report_from_masks
 from .colors import CURRENT, CURVE, REFERENCE
 from .pruning import bin_index, draw_layer_sparsity, draw_mask, draw_weight_histogram, mask_image
-from .render import BlitRenderer
+from .render import DPI, BlitRenderer
 
 SHOWN_MASKS = 4
 
@@ -35,7 +35,7 @@ class ExplorerFigure:
         curve_x: np.ndarray,
         curve_y: np.ndarray,
         baseline: float,
-        dpi: int = 72,
+        dpi: int = DPI,
         split_name: str = "val",
     ):
         names = list(masks)
@@ -47,7 +47,7 @@ class ExplorerFigure:
             figsize=(10, 5.8), dpi=dpi
         )  # fixed margins: a constrained layout would double the build time
         grid = self.figure.add_gridspec(
-            2, 12, height_ratios=(1, 1.15), left=0.06, right=0.98, top=0.95, bottom=0.2, hspace=0.5, wspace=2.4
+            2, 12, height_ratios=(1, 1.15), left=0.08, right=0.97, top=0.95, bottom=0.2, hspace=0.5, wspace=3.2
         )
         span = 12 // len(shown)
         self.images, self.kernel_lines = {}, []

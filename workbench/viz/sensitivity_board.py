@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from ..sensitivity import SensitivityResult
 from .colors import BUDGET
 from .pruning import draw_sensitivity
-from .render import BlitRenderer, share_bars
+from .render import DPI, BlitRenderer, share_bars
 
 METER = ("nonzero params", "effective FLOPs", "accuracy")
 
@@ -29,7 +29,7 @@ METER = ("nonzero params", "effective FLOPs", "accuracy")
 class BoardFigure:
     """Sensitivity curves with each layer's chosen sparsity marked, and a meter of size, FLOPs and accuracy vs dense."""
 
-    def __init__(self, result: SensitivityResult, tolerance: float, dpi: int = 72):
+    def __init__(self, result: SensitivityResult, tolerance: float, dpi: int = DPI):
         self.result = result
         self.figure = Figure(figsize=(10, 4.2), dpi=dpi, layout="constrained")
         grid = self.figure.add_gridspec(1, 3)

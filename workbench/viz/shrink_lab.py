@@ -18,8 +18,8 @@ from matplotlib.figure import Figure
 from ..cuts import LayerCut
 from ..shrink_sweep import ShrinkPoint, ShrinkSweep
 from .colors import BUDGET, CURRENT, CURVE, REFERENCE
-from .render import BlitRenderer, share_bars
-from .shrinking import draw_cut, set_cut
+from .render import DPI, BlitRenderer, share_bars
+from .shrinking import cut_colors, draw_cut, set_cut
 
 COSTS = ("params", "FLOPs", "latency")
 
@@ -27,7 +27,7 @@ COSTS = ("params", "FLOPs", "latency")
 class ShrinkLabFigure:
     """Before/after matrices of one layer, cost bars (% of dense), accuracy and latency against sparsity."""
 
-    def __init__(self, sweep: ShrinkSweep, cut: LayerCut, split_name: str = "val", dpi: int = 72):
+    def __init__(self, sweep: ShrinkSweep, cut: LayerCut, split_name: str = "val", dpi: int = DPI):
         self.sweep = sweep
         self.figure = Figure(
             figsize=(10, 6.4), dpi=dpi
@@ -37,7 +37,7 @@ class ShrinkLabFigure:
         )
         self.cut_artists = draw_cut(self.figure.add_subplot(grid[0, :4]), self.figure.add_subplot(grid[0, 4:8]), cut)
         cost_ax = self.figure.add_subplot(grid[0, 9:])
-        self.bars = share_bars(cost_ax, COSTS, BUDGET, "shrunk vs dense (numbers above)", xmax=110)
+        self.bars = share_bars(cost_ax, COSTS, BUDGET, "shrunk as a share of dense", xmax=110)
         x = 100 * np.asarray(sweep.sparsities)
         accuracy_ax = self.figure.add_subplot(grid[1, :6])
         accuracy_ax.plot(x, 100 * sweep.curve("accuracy"), color=CURVE, marker=".")
@@ -64,7 +64,7 @@ class ShrinkLabFigure:
         latency_ax.legend(fontsize=8, loc="lower left")
         latency_ax.grid(alpha=0.3)
         dynamic = [*self.cut_artists, *self.bars, self.accuracy_marker, self.latency_marker]
-        self.renderer = BlitRenderer(self.figure, dynamic)
+        self.renderer = BlitRenderer(self.figure, dynamic, colors=cut_colors())
 
     def update(self, point: ShrinkPoint, cut: LayerCut) -> None:
         """Show ``point``'s costs and markers and ``cut``'s matrices; nothing is rebuilt."""
@@ -96,6 +96,6 @@ def shape_table(dense: dict[str, str], shrunk: dict[str, str]) -> str:
             f"<td>→</td><td style='padding:0 8px'>{cell}</td></tr>"
         )
     return (
-        "<table style='font-family:monospace;font-size:11px'>"
+        "<table style='font-family:monospace;font-size:11px;line-height:1.4'>"
         "<tr><th>layer</th><th>dense</th><th></th><th>shrunk</th></tr>" + "".join(rows) + "</table>"
     )

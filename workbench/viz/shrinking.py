@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
@@ -37,6 +38,13 @@ def cut_images(cut: LayerCut, vmax: float | None = None) -> tuple[np.ndarray, np
     before[removed, :3] = (1 - REMOVED_ALPHA) * before[removed, :3] + REMOVED_ALPHA * REMOVED_RGB
     after = WEIGHT_COLORS(np.clip(np.abs(cut.kept_matrix()) / top, 0, 1))
     return before, after
+
+
+def cut_colors(steps: int = 32) -> np.ndarray:
+    """The colours ``draw_cut`` shows, ``steps`` of each ramp: |w| in blues, the same blended with red, and the
+    paper where a matrix shrank away."""
+    blues = WEIGHT_COLORS(np.linspace(0, 1, steps))[:, :3]
+    return np.concatenate([blues, (1 - REMOVED_ALPHA) * blues + REMOVED_ALPHA * REMOVED_RGB, [to_rgb(PAPER)]])
 
 
 def removed_mask(image: np.ndarray) -> np.ndarray:

@@ -29,15 +29,27 @@ import ipywidgets as widgets
 from .controller import Controller
 
 
+def figure_image() -> widgets.Image:
+    """An Image for a live figure's PNG, never wider than the output area."""
+    return widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+
+
 class App:
     """Base of the apps: a subclass makes ``controller`` and registers its views on it, and builds ``status``,
-    ``state`` and ``widget``. ``CHOICES`` names the controls an error message says are still shown."""
+    ``state``, ``image`` (a ``figure_image``) and ``widget``. ``CHOICES`` names the controls an error message says
+    are still shown."""
 
     CHOICES: tuple[str, ...] = ()
     controller: Controller
     status: widgets.HTML
+    image: widgets.Image
     state: dict
     widget: widgets.Widget
+
+    def show_png(self, png: bytes) -> None:
+        """Show a figure's PNG at its own width: stretched to the output area, its text would turn soft."""
+        self.image.layout.width = f"{int.from_bytes(png[16:20], 'big')}px"  # the width in the PNG's header
+        self.image.value = png
 
     def show_error(self, error: ValueError) -> None:
         """Say in the status line why a change did not apply and what is still shown; ``state["error"]`` holds it."""

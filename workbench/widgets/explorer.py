@@ -31,8 +31,9 @@ from ..measure import parameter_counts
 from ..pruner import SCOPES, Pruner, report_from_masks
 from ..sweep import Sweep
 from ..viz.explorer import ExplorerFigure
+from ..viz.render import DPI
 from ..zoo import pretrained
-from .app import App
+from .app import App, figure_image
 from .choices import EXPLORER_CRITERIA, EXPLORER_PATTERNS, MODELS
 from .controller import Controller
 from .sliders import fraction_slider
@@ -70,7 +71,7 @@ class Explorer(App):
 
     CHOICES = ("model", "criterion", "pattern", "scope")
 
-    def __init__(self, model_name: str = "mlp", dpi: int = 72, split: str = "val"):
+    def __init__(self, model_name: str = "mlp", dpi: int = DPI, split: str = "val"):
         if split not in ("val", "test"):
             raise ValueError(f"split must be 'val' or 'test', got {split!r}")
         self.data = load_dataset("digits")
@@ -84,7 +85,7 @@ class Explorer(App):
         self.pattern = widgets.Dropdown(options=EXPLORER_PATTERNS, value="unstructured", description="pattern")
         self.scope = widgets.Dropdown(options=SCOPES, value="local", description="scope")
         self.slider = fraction_slider("sparsity", layout=widgets.Layout(width="60%"))
-        self.image = widgets.Image(format="png")
+        self.image = figure_image()
         self.status = widgets.HTML()
         self.update_ms: list[float] = []
         self.build_ms: list[float] = []
@@ -167,7 +168,7 @@ class Explorer(App):
     def _show(self, sparsity, masks, accuracy, report, start) -> None:
         total, nonzero = parameter_counts(self.setup.pruner.model, masks)
         self.view.update(masks, report, sparsity, accuracy)
-        self.image.value = self.view.png()
+        self.show_png(self.view.png())
         model_name, criterion, pattern, scope = self.setup.key
         self.state = {
             "model": model_name,

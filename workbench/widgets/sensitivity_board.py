@@ -24,9 +24,10 @@ from ..data import load_dataset
 from ..measure import layer_flops, parameter_counts, sparse_flops
 from ..pruner import Pruner
 from ..sensitivity import SPARSITIES, scan
+from ..viz.render import DPI
 from ..viz.sensitivity_board import BoardFigure
 from ..zoo import pretrained
-from .app import App
+from .app import App, figure_image
 from .controller import Controller
 from .sliders import fraction_slider
 
@@ -43,7 +44,7 @@ class SensitivityBoard(App):
         criterion: str = "magnitude",
         pattern: str = "unstructured",
         sparsities=SPARSITIES,
-        dpi: int = 72,
+        dpi: int = DPI,
     ):
         self.data = load_dataset("digits")
         self.model = pretrained(model_name)
@@ -61,7 +62,7 @@ class SensitivityBoard(App):
         self.apply_button = widgets.Button(
             description="apply tolerance", tooltip="set each slider to result.max_sparsity(tolerance)"
         )
-        self.image = widgets.Image(format="png")
+        self.image = figure_image()
         self.status = widgets.HTML()
         self.view = BoardFigure(self.result, self.tolerance.value, dpi)
         self.update_ms: list[float] = []
@@ -99,7 +100,7 @@ class SensitivityBoard(App):
             tolerance,
             (nonzero / total, effective / dense_flops, accuracy / self.result.baseline),
         )
-        self.image.value = self.view.png()
+        self.show_png(self.view.png())
         self.state = {
             "layer_sparsity": layer_sparsity,
             "accuracy": accuracy,

@@ -22,8 +22,9 @@ import ipywidgets as widgets
 import numpy as np
 
 from ..shrink_sweep import GRID, ShrinkSweep, default_layer, group_kind, shrink_sweep
+from ..viz.render import DPI
 from ..viz.shrink_lab import ShrinkLabFigure, shape_table
-from .app import App
+from .app import App, figure_image
 from .choices import MODELS, SHRINK_CRITERIA, SHRINK_PATTERNS
 from .controller import Controller
 from .sliders import fraction_slider
@@ -50,7 +51,7 @@ class ShrinkLab(App):
         split: str = "val",
         batch: int = 256,
         sparsities=GRID,
-        dpi: int = 72,
+        dpi: int = DPI,
         progress: bool = True,
     ):
         self.split_name, self.batch, self.sparsities, self.dpi, self.progress = (
@@ -74,7 +75,7 @@ class ShrinkLab(App):
             step=round(float(step), 6),
             layout=widgets.Layout(width="60%"),
         )
-        self.image = widgets.Image(format="png")
+        self.image = figure_image()
         self.status = widgets.HTML()
         self.table = widgets.HTML()
         self.log = widgets.Output()  # the sweep's progress bar
@@ -93,7 +94,8 @@ class ShrinkLab(App):
                 widgets.HBox([self.slider, self.layer]),
                 self.log,
                 self.status,
-                widgets.HBox([self.image, self.table]),
+                self.image,
+                self.table,
             ]
         )
         self.controller.refresh()
@@ -132,7 +134,7 @@ class ShrinkLab(App):
         point = sweep.at(params["sparsity"])
         cut = sweep.cut(point.sparsity, layer)
         self.view.update(point, cut)
-        self.image.value = self.view.png()
+        self.show_png(self.view.png())
         self.table.value = shape_table(sweep.dense_shapes_, point.shapes)
         dense_ms, shrunk_ms = sweep.dense_latency_.median_ms, point.latency.median_ms
         batch, threads = sweep.dense_latency_.batch, sweep.dense_latency_.threads

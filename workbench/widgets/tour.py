@@ -23,7 +23,7 @@ from ..pruner import Pruner, check_sparsity
 from ..sweep import Sweep
 from ..viz.tour import TourFigure
 from ..zoo import pretrained
-from .app import App
+from .app import App, figure_image
 from .controller import Controller
 from .sliders import fraction_slider
 
@@ -45,7 +45,7 @@ class TourApp(App):
         self.curve = self.sweep.curve(CURVE_SPARSITIES)
         self.view = TourFigure(self.sweep.masks(0.0), CURVE_SPARSITIES, self.curve)
         self.slider = fraction_slider("sparsity", layout=widgets.Layout(width="60%"))
-        self.image = widgets.Image(format="png")
+        self.image = figure_image()
         self.status = widgets.HTML()
         self.update_ms: list[float] = []
         self.state: dict = {}
@@ -62,7 +62,7 @@ class TourApp(App):
         masks = self.sweep.masks(sparsity)
         accuracy = self.sweep.accuracy(sparsity, masks)
         self.view.update(masks, sparsity, accuracy)
-        self.image.value = self.view.png()
+        self.show_png(self.view.png())
         elapsed = 1000 * (time.perf_counter() - start)
         self.update_ms.append(elapsed)
         kept = {name: int(mask.sum()) for name, mask in masks.items()}
