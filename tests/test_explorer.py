@@ -1,15 +1,18 @@
-"""Explorer: dropdowns and slider set from code; state, figure and PNG agree with the Pruner; bad choices change nothing."""
+"""Explorer: dropdowns and slider set from code; state, figure and PNG agree with the Pruner; bad choices change
+nothing."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from browser_slider import Browser
 from conftest import assert_same_state, retry_load, state_copy
 
+from workbench.layer_fit import unfit_layers
 from workbench.measure import parameter_counts
 from workbench.reports import report_from_masks
 from workbench.viz.pruning import mask_image
-from workbench.widgets.explorer import Explorer, unfit_layers
+from workbench.widgets.explorer import KEPT_CHOICES, Explorer
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -74,6 +77,23 @@ def test_slider_moves_rethreshold_without_rebuilding(app, sparsity):
     assert len(app.update_ms) == updates + changed and app.update_ms[-1] > 0
 
 
+def test_the_browser_cannot_undo_what_code_set(app, monkeypatch):
+    """Cells set the sparsity; the browser catches up afterwards and must leave the last value in place."""
+    browser = Browser(app.slider, monkeypatch)
+    for value in (0.8, 0.4, 0.95, 0.1):
+        app.slider.value = value
+    echoes = browser.catch_up()
+    assert app.slider.value == 0.1
+    check_consistent(app, 0.1)
+    assert echoes == [], "the browser had nothing to send back"
+
+
+def test_the_picture_is_shown_at_its_own_width(app, cnn_app):
+    for shown in (app, cnn_app):
+        assert int.from_bytes(png(shown)[16:20], "big") == 840, "the PNG header's width"
+        assert (shown.image.layout.width, shown.image.layout.max_width) == ("840px", "100%")
+
+
 def test_histogram_threshold_splits_magnitudes(app):
     app.slider.value = 0.6
     weights = app.setup.pruner.weights["fc2.weight"].abs()
@@ -132,6 +152,7 @@ def test_choices_are_cached_and_data_driven_criteria_build(app):
     assert app.setup is taylor, "scored once per choice"
     assert app.view is not None and app.build_ms[-1] > 0
     app.criterion.value = "magnitude"
+    assert app._setup.cache_info().maxsize == KEPT_CHOICES, "the app keeps a bounded number of scored choices"
 
 
 def test_cnn_nm_excludes_layers_that_do_not_fit(cnn_app):

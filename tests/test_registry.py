@@ -145,3 +145,17 @@ def test_global_structured_pruning_keeps_every_layer_alive_by_default():
     assert abs(overall - 0.5) < 0.02
     unstructured = wb.Pruner(model, "magnitude", "unstructured", "global")
     assert unstructured.normalize is None, "unstructured global ranking stays raw"
+
+
+def test_a_registered_criterion_and_pattern_appear_in_the_widgets(largest_first, even_rows):
+    from workbench.widgets.choices import explorer_patterns, shrink_criteria
+    from workbench.widgets.explorer import Explorer
+
+    app = Explorer("mlp")
+    assert largest_first in app.criterion.options and even_rows in app.pattern.options
+    app.criterion.value = largest_first
+    app.pattern.value = even_rows
+    app.slider.value = 0.5
+    assert (app.state["criterion"], app.state["pattern"], app.state["error"]) == (largest_first, even_rows, None)
+    assert app.state["overall_sparsity"] == pytest.approx(0.5, abs=0.01)
+    assert largest_first in shrink_criteria() and even_rows in explorer_patterns()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from browser_slider import Browser
 from conftest import assert_same_state, retry_load, state_copy
 from torch import nn
 
@@ -69,6 +70,28 @@ def test_apply_tolerance_sets_sliders_to_max_sparsity(board):
         assert len(board.update_ms) == updates + 1, "one update for all sliders"
         check_consistent(board, chosen)
         assert board.view.floor.get_ydata()[0] == pytest.approx(100 * (board.result.baseline - tolerance))
+
+
+def test_the_browser_cannot_undo_what_code_set(board, monkeypatch):
+    """Cells set sliders and apply the tolerance; the browser catches up afterwards and must change nothing."""
+    browsers = [Browser(slider, monkeypatch) for slider in (*board.sliders.values(), board.tolerance)]
+    board.sliders["fc1"].value = 0.8
+    board.sliders["fc2"].value = 0.4
+    board.sliders["fc2"].value = 0.1
+    board.tolerance.value = 0.015
+    board.apply_button.click()
+    board.sliders["fc3"].value = 0.9
+    chosen = {**board.result.max_sparsity(0.015), "fc3": 0.9}
+    echoes = [browser.catch_up() for browser in browsers]
+    assert {name: slider.value for name, slider in board.sliders.items()} == chosen
+    assert board.tolerance.value == 0.015
+    check_consistent(board, chosen)
+    assert echoes == [[], [], [], []], "the browser had nothing to send back"
+
+
+def test_the_picture_is_shown_at_its_own_width(board):
+    assert int.from_bytes(bytes(board.image.value)[16:20], "big") == 840, "the PNG header's width"
+    assert (board.image.layout.width, board.image.layout.max_width) == ("840px", "100%")
 
 
 def test_board_never_modifies_the_model(board):

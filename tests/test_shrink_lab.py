@@ -5,11 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from browser_slider import Browser
 
 import workbench as wb
-from workbench.shrink_sweep import ShrinkSweep, model_shapes, shrink_sweep
-from workbench.viz.shrinking import cut_images, shape_text
-from workbench.widgets.shrink_lab import ShrinkLab, shape_table
+from workbench.cuts import shape_text
+from workbench.shrink_sweep import ShrinkSweep, default_layer, model_shapes, shrink_sweep
+from workbench.viz.shrink_lab import shape_table
+from workbench.viz.shrinking import cut_images
+from workbench.widgets.shrink_lab import KEPT_SWEEPS, ShrinkLab
 
 GRID = (0.0, 0.3, 0.5, 0.8)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -52,9 +55,9 @@ def test_costs_fall_with_sparsity(sweep):
     assert all(p.latency.batch == 256 and p.latency.median_ms > 0 for p in sweep.points_)
 
 
-def test_lookup_and_cache(sweep):
+def test_lookup(sweep):
     assert sweep.at(0.52) is sweep.points_[2] and sweep.at(0.0) is sweep.points_[0] and sweep.index(0.7) == 3
-    assert shrink_sweep("mlp", "l1", "neuron", sparsities=GRID, progress=False) is sweep
+    assert default_layer(sweep) == "fc2", "the first layer that loses rows and columns"
     with pytest.raises(ValueError, match="not a Linear/Conv layer"):
         sweep.cut(0.5, "fc9")
     with pytest.raises(ValueError, match="unknown curve"):
@@ -108,8 +111,9 @@ def check_shows(lab: ShrinkLab, sparsity: float) -> None:
     assert lab.table.value == shape_table(sweep.dense_shapes_, point.shapes)
 
 
-def test_initial_state(lab):
+def test_initial_state(lab, sweep):
     assert (lab.model.value, lab.criterion.value, lab.pattern.value, lab.layer.value) == ("mlp", "l1", "neuron", "fc2")
+    assert lab.sweep is not sweep, "no sweep outlives its owner: shrink_sweep runs anew, the lab keeps its own"
     assert (lab.slider.min, lab.slider.max, lab.slider.step) == (0.0, 0.8, 0.2)
     assert list(lab.layer.options) == ["fc1", "fc2", "fc3"]
     check_shows(lab, 0.0)
@@ -123,6 +127,25 @@ def test_slider_is_a_lookup(lab, sparsity):
     check_shows(lab, sparsity)
     assert lab.view is view and lab.sweep is sweep and len(lab.build_ms) == builds
     assert lab.update_ms[-1] > 0
+
+
+def test_the_browser_cannot_undo_what_code_set(lab, monkeypatch):
+    """Cells set the sparsity; the browser catches up afterwards and must leave the last value in place."""
+    browser = Browser(lab.slider, monkeypatch)
+    lab.slider.value = 0.5  # between the slider's steps (0.4, 0.6): the browser shows the nearest
+    lab.slider.value = 0.0
+    echoes = browser.catch_up()
+    assert lab.slider.value == 0.0
+    check_shows(lab, 0.0)
+    assert echoes == [], "the browser had nothing to send back"
+
+
+def test_layout_fits_the_output_area(lab):
+    """The figure at its own width (840 px) and the shape table under it, not beside it, where it was clipped."""
+    assert int.from_bytes(bytes(lab.image.value)[16:20], "big") == 840, "the PNG header's width"
+    assert (lab.image.layout.width, lab.image.layout.max_width) == ("840px", "100%")
+    assert lab.widget.children[-2:] == (lab.image, lab.table)
+    assert lab.view.bars[0].axes.get_title() == "shrunk as a share of dense", "no numbers above the bars to point to"
 
 
 def test_layer_choice_redraws_the_cut(lab):
@@ -143,7 +166,15 @@ def test_choices_that_do_not_apply_change_nothing(lab):
     assert lab.pattern.value == "neuron", "the dropdown snaps back to what is shown"
 
 
+def test_same_groups_share_a_sweep(lab):
+    sweep, builds = lab.sweep, len(lab.build_ms)
+    lab.pattern.value = "filter"  # neuron and filter name the same coupled channel groups
+    assert lab.sweep is sweep and lab.state["pattern"] == "filter" and len(lab.build_ms) == builds + 1
+    lab.pattern.value = "neuron"
+
+
 def test_model_switch_to_transformer_heads(lab):
+    mlp_sweep = lab.sweep
     lab.model.value = "transformer"  # "neuron" on the transformer: the MLP blocks' hidden units
     assert lab.state["model"] == "transformer" and lab.layer.value in lab.sweep.layers_
     lab.pattern.value = "head"
@@ -157,6 +188,8 @@ def test_model_switch_to_transformer_heads(lab):
     lab.pattern.value = "neuron"
     lab.model.value = "mlp"
     check_shows(lab, 0.5)
+    assert lab.sweep is mlp_sweep, "a revisited choice reuses its sweep"
+    assert lab._run.cache_info().maxsize == KEPT_SWEEPS, "the lab keeps a bounded number of sweeps"
 
 
 def test_updates_do_not_touch_the_models(lab):

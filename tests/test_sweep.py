@@ -1,4 +1,5 @@
-"""Sweep over a local magnitude Pruner (the tour's logic): exact per-layer counts, agreement with torch.nn.utils.prune, nestedness, no side effects."""
+"""Sweep over a local magnitude Pruner (the tour's logic): exact per-layer counts, agreement with
+torch.nn.utils.prune, nestedness, no side effects; the reachable curve the explorer draws."""
 
 from __future__ import annotations
 
@@ -142,6 +143,20 @@ def test_curve(sweep):
     assert isinstance(curve, np.ndarray) and curve.shape == (4,)
     assert curve.tolist() == [sweep.accuracy(s) for s in grid]
     assert curve[0] >= 0.97 and curve[-1] < curve[0]
+
+
+def test_reachable_curve(sweep, mlp, digits):
+    grid = [0.0, 0.5, 0.99]
+    x, y = sweep.reachable_curve(grid)
+    assert x.tolist() == grid and y.tolist() == sweep.curve(grid).tolist()
+    nm = Sweep(Pruner(mlp, pattern="2:4"), digits.test)
+    x, y = nm.reachable_curve(grid)
+    assert x.tolist() == [0.5] and y.tolist() == [nm.accuracy(0.5)], "2:4 fixes the sparsity: one point"
+    heads = Sweep(Pruner(wb.pretrained("transformer"), pattern="head", scope="global"), digits.test)
+    x, _ = heads.reachable_curve([0.0, 0.5, 0.9, 0.95])
+    assert x.tolist() == [0.0, 0.5], "one head kept per block: global scope cannot reach 90 %"
+    with pytest.raises(ValueError, match="sparsity"):
+        sweep.reachable_curve([0.2, float("nan")])
 
 
 @pytest.mark.parametrize("training", [True, False])

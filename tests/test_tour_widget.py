@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pytest
+from browser_slider import Browser
 from conftest import assert_same_state, retry_load, state_copy
 from hypothesis import given
 from hypothesis import strategies as st
@@ -60,6 +61,13 @@ def test_initial_state(app, digits):
 def test_png_is_a_decodable_image(app):
     pixels = imread(io.BytesIO(png(app)), format="png")
     assert pixels.shape[2] in (3, 4) and pixels.shape[0] > 100 and pixels.shape[1] > 100
+
+
+def test_the_picture_is_shown_at_its_own_width(app):
+    """840 px, the width of a notebook's output area; shown no wider (stretched, its text would turn soft)."""
+    width = imread(io.BytesIO(png(app)), format="png").shape[1]
+    assert width == 840
+    assert (app.image.layout.width, app.image.layout.max_width) == ("840px", "100%")
 
 
 @given(value=st.integers(0, 99).map(lambda k: k / 100) | st.floats(0.0, 0.99))
@@ -139,3 +147,27 @@ def test_nan_from_code_leaves_slider_and_state_consistent(app):
         app.slider.value = float("nan")
     assert app.state["sparsity"] == 0.3
     assert app.slider.value == 0.3  # fails: the slider now holds nan while the figure shows 0.3
+
+
+def test_the_browser_cannot_undo_what_code_set(app, monkeypatch):
+    """Run All in JupyterLab: the cells set these values; the browser catches up after the last cell, and what it
+    sends back must not move the slider off the 99 % the last cell set."""
+    browser = Browser(app.slider, monkeypatch)
+    for value in (0.5, 0.8, 0.95, 0.0, 0.33, 0.5, 0.9, 0.99):
+        app.slider.value = value
+    echoes = browser.catch_up()
+    assert app.slider.value == 0.99
+    check_consistent(app, 0.99)
+    assert echoes == [], "the browser had nothing to send back"
+    app.slider.value = 0.95
+    app.slider.value = 0.3
+    browser.catch_up()
+    assert app.slider.value == 0.3
+    check_consistent(app, 0.3)
+
+
+def test_a_drag_arrives_as_a_step(app):
+    app.slider.value = 0.0
+    app.slider.set_state({"index": 42})  # what the browser sends when the user drags to 42 %
+    assert app.slider.value == 0.42
+    check_consistent(app, 0.42)

@@ -9,6 +9,7 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import StepPatch
@@ -19,6 +20,7 @@ from workbench.sensitivity import SensitivityResult
 from workbench.viz.pruning import (
     average_ranks,
     bin_index,
+    draw_mask,
     histogram_edges,
     keep_top,
     kept_overlap,
@@ -57,6 +59,21 @@ def test_conv_kernel_boundaries_are_drawn():
     assert xs == [9 * k - 0.5 for k in range(1, 5)], "one line between consecutive input channels' kernels"
     assert not [c for c in fc_ax.collections if isinstance(c, LineCollection)]
     assert images(fig)[0].shape == (8, 45)
+
+
+def test_masks_are_drawn_as_colouring_first_would(shipped):
+    """draw_mask resamples the mask, then colours it (twice as fast): the pixels are those of colouring first."""
+    masks = wb.Pruner(shipped("cnn")).masks(0.5)
+    canvases = []
+    for stage in ("data", "rgba"):
+        fig = Figure(figsize=(10, 2), dpi=84)
+        for index, mask in enumerate(masks.values()):
+            (image, *_) = draw_mask(fig.add_subplot(1, len(masks), index + 1), mask, "")
+            image.set_interpolation_stage(stage)
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        canvases.append(np.asarray(canvas.buffer_rgba()).copy())
+    assert np.array_equal(*canvases)
 
 
 def test_nm_and_block_masks_are_regular_in_the_image(shipped):

@@ -10,19 +10,17 @@ from matplotlib.patches import Rectangle
 from torch import nn
 
 import workbench as wb
+from workbench.cuts import LayerCut, layer_cuts, weight_matrix
 from workbench.structure import trace_groups
 from workbench.viz.shrinking import (
-    LayerCut,
     cut_images,
     draw_cut,
-    layer_cuts,
     plot_dependency_group,
     plot_shrinkage,
     plot_toy_shrink,
     removed_mask,
     set_cut,
     toy_cuts,
-    weight_matrix,
 )
 
 

@@ -2,13 +2,15 @@
 
 A ``ShrinkSweep`` scores the dependency groups once (``GroupPruner``), then at each grid sparsity shrinks
 a copy, evaluates it and times it against the dense model (interleaved, on the CPU, a stated batch and
-thread count). A live view then only looks up the nearest grid point. ``shrink_sweep`` caches one sweep
-per (model, criterion, pattern) of the shipped models.
+thread count). A live view then only looks up the nearest grid point. ``shrink_sweep`` runs the sweep of a
+shipped model on digits; whoever keeps sweeps around (the shrink lab) decides how many.
 
 Example:
     >>> sweep = shrink_sweep("mlp", "l1", "neuron", sparsities=(0.0, 0.5), progress=False)
     >>> sweep.at(0.5).shapes["fc1"], sweep.at(0.5).params < sweep.at(0.0).params
     ('150×64', True)
+    >>> default_layer(sweep), canonical_pattern("neuron") == canonical_pattern("filter")
+    ('fc2', True)
 """
 
 from __future__ import annotations
@@ -22,18 +24,22 @@ from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from .attention import attention_layouts
+from .cuts import LayerCut, layer_cuts, shape_text
 from .data import load_dataset
 from .layers import prunable_layers
 from .measure import Latency, compare_latency, flops
-from .patterns import coupled_patterns
+from .patterns import coupled_patterns, parse_pattern
 from .structure.group_prune import GroupPruner
 from .structure.shrink import ShrinkReport, shrink_masked
 from .train import evaluate
-from .viz.shrinking import LayerCut, layer_cuts, shape_text
 from .zoo import pretrained
 
 GRID = tuple(round(0.1 * step, 1) for step in range(10))  # 0, 0.1, …, 0.9
-PATTERNS = {**{name: name for name in coupled_patterns()}, "all": None}  # "all": every prunable group
+
+
+def sweep_patterns() -> tuple[str, ...]:
+    """What a sweep shrinks: each pattern that removes whole units, or "all" (every prunable group)."""
+    return (*coupled_patterns(), "all")
 
 
 @dataclass
@@ -92,8 +98,8 @@ class ShrinkSweep:
         data=None,
         progress: bool = True,
     ):
-        if pattern not in PATTERNS:
-            raise ValueError(f"pattern {pattern!r} is not structured; choose one of {', '.join(PATTERNS)}")
+        if pattern not in sweep_patterns():
+            raise ValueError(f"pattern {pattern!r} is not structured; choose one of {', '.join(sweep_patterns())}")
         self.model, self.criterion, self.pattern = model, criterion, pattern
         self.split, self.example_inputs, self.timing_inputs = split, example_inputs, timing_inputs
         self.sparsities = tuple(float(s) for s in sparsities)
@@ -112,9 +118,14 @@ class ShrinkSweep:
         )
 
     def run(self) -> ShrinkSweep:
-        """Score once; shrink and evaluate at every grid sparsity; then time all of them and the dense model, interleaved."""
+        """Score once; shrink and evaluate at every grid sparsity; then time all of them and the dense model,
+        interleaved."""
         self.pruner_ = GroupPruner(
-            self.model, self.criterion, self.example_inputs, pattern=PATTERNS[self.pattern], data=self.data
+            self.model,
+            self.criterion,
+            self.example_inputs,
+            pattern=None if self.pattern == "all" else self.pattern,
+            data=self.data,
         )
         dense = self.pruner_.plain
         self.weights_ = {name: tensor.detach().clone() for name, tensor in dense.state_dict().items()}
@@ -202,7 +213,21 @@ def _architecture(shapes: dict[str, str]) -> str:
     return "; ".join(f"{name} {shape}" for name, shape in sorted(shapes.items()))
 
 
-_SWEEPS: dict[tuple, ShrinkSweep] = {}
+def default_layer(sweep: ShrinkSweep) -> str:
+    """The first layer that loses both rows and columns at the sweep's top sparsity, else the first that loses any."""
+    top = sweep.sparsities[-1]
+    cuts = [sweep.cut(top, layer) for layer in sweep.layers_]
+    for wanted in (lambda c: c.rows.size and c.columns.size, lambda c: c.rows.size or c.columns.size):
+        chosen = [c.name for c in cuts if wanted(c)]
+        if chosen:
+            return chosen[0]
+    return sweep.layers_[0]
+
+
+def canonical_pattern(pattern: str) -> str:
+    """The pattern a sweep runs for ``pattern``: names of one registry entry ("neuron", "filter") remove the same
+    coupled groups, so they share one sweep."""
+    return pattern if pattern == "all" else parse_pattern(pattern).spec.names[0]
 
 
 def shrink_sweep(
@@ -217,30 +242,26 @@ def shrink_sweep(
     min_run_time: float = 0.2,
     progress: bool = True,
 ) -> ShrinkSweep:
-    """The (cached) sweep of a shipped model on digits: accuracy on ``split``, latency on ``batch`` training images.
+    """The sweep of a shipped model on digits (run now): accuracy on ``split``, latency on ``batch`` training images.
 
-    Data-driven criteria score on the training split. Cached per (model, criterion, pattern) and the other arguments.
+    Data-driven criteria score on the training split.
     """
     if split not in ("val", "test"):
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
-    same_groups = "channel" if pattern in ("neuron", "filter") else pattern  # one kind of group, two names
-    key = (model_name, criterion, same_groups, split, batch, tuple(float(s) for s in sparsities), threads, min_run_time)
-    if key not in _SWEEPS:
-        digits = load_dataset("digits")
-        images = digits.train.tensors[0]
-        if not 1 <= batch <= len(images):
-            raise ValueError(f"batch must be in 1..{len(images)} (training images), got {batch}")
-        _SWEEPS[key] = ShrinkSweep(
-            pretrained(model_name),
-            criterion,
-            pattern,
-            split=getattr(digits, split),
-            example_inputs=images[:8],
-            timing_inputs=images[:batch],
-            sparsities=sparsities,
-            threads=threads,
-            min_run_time=min_run_time,
-            data=digits.train,
-            progress=progress,
-        ).run()
-    return _SWEEPS[key]
+    digits = load_dataset("digits")
+    images = digits.train.tensors[0]
+    if not 1 <= batch <= len(images):
+        raise ValueError(f"batch must be in 1..{len(images)} (training images), got {batch}")
+    return ShrinkSweep(
+        pretrained(model_name),
+        criterion,
+        pattern,
+        split=getattr(digits, split),
+        example_inputs=images[:8],
+        timing_inputs=images[:batch],
+        sparsities=sparsities,
+        threads=threads,
+        min_run_time=min_run_time,
+        data=digits.train,
+        progress=progress,
+    ).run()

@@ -6,6 +6,9 @@ Example:
     >>> mask = sweep.masks(0.5)["fc1.weight"]
     >>> int((~mask).sum()), mask.numel()
     (9600, 19200)
+    >>> nm = Sweep(wb.Pruner(wb.pretrained("mlp"), pattern="2:4"), wb.load_dataset("digits").test)
+    >>> nm.reachable_curve([0.0, 0.9])[0].tolist()  # 2:4 fixes the sparsity: one point
+    [0.5]
 """
 
 from __future__ import annotations
@@ -40,3 +43,17 @@ class Sweep:
     def curve(self, sparsities) -> np.ndarray:
         """Accuracy at each sparsity of a grid."""
         return np.array([self.accuracy(s) for s in sparsities])
+
+    def reachable_curve(self, sparsities) -> tuple[np.ndarray, np.ndarray]:
+        """(sparsities, accuracies) the pruner can reach: the pattern's own sparsity alone when it fixes one
+        (N:M), else the grid, in order, up to the first sparsity that would empty a layer (global scope keeps one
+        group per layer, so it may stop short of the top)."""
+        fixed = self.pruner.pattern.fixed_sparsity
+        grid = [fixed] if fixed is not None else [check_sparsity(s) for s in sparsities]
+        reached = {}
+        for sparsity in grid:
+            try:
+                reached[sparsity] = self.accuracy(sparsity)
+            except ValueError:
+                break
+        return np.array(list(reached)), np.array(list(reached.values()))

@@ -17,8 +17,9 @@ import torch
 from matplotlib.figure import Figure
 
 from ..reports import SparsityReport, report_from_masks
+from .colors import CURRENT, CURVE, REFERENCE
 from .pruning import bin_index, draw_layer_sparsity, draw_mask, draw_weight_histogram, mask_image
-from .render import BlitRenderer
+from .render import DPI, BlitRenderer
 
 SHOWN_MASKS = 4
 
@@ -34,7 +35,7 @@ class ExplorerFigure:
         curve_x: np.ndarray,
         curve_y: np.ndarray,
         baseline: float,
-        dpi: int = 72,
+        dpi: int = DPI,
         split_name: str = "val",
     ):
         names = list(masks)
@@ -46,7 +47,7 @@ class ExplorerFigure:
             figsize=(10, 5.8), dpi=dpi
         )  # fixed margins: a constrained layout would double the build time
         grid = self.figure.add_gridspec(
-            2, 12, height_ratios=(1, 1.15), left=0.06, right=0.98, top=0.95, bottom=0.2, hspace=0.5, wspace=2.4
+            2, 12, height_ratios=(1, 1.15), left=0.08, right=0.97, top=0.95, bottom=0.2, hspace=0.5, wspace=3.2
         )
         span = 12 // len(shown)
         self.images, self.kernel_lines = {}, []
@@ -64,12 +65,12 @@ class ExplorerFigure:
         self.bins, self.bin_count = bin_index(self.magnitudes, edges), len(edges) - 1
         bar_ax = self.figure.add_subplot(grid[1, 4:8])
         self.bars = list(draw_layer_sparsity(bar_ax, {"": report_from_masks(masks)})[""])
-        self.overall = bar_ax.axhline(0, color="tab:red", linewidth=1.2)
+        self.overall = bar_ax.axhline(0, color=CURRENT, linewidth=1.2)
         bar_ax.set_title("sparsity per layer (red: all)", fontsize=10)
         curve_ax = self.figure.add_subplot(grid[1, 8:])
-        curve_ax.plot(100 * curve_x, 100 * curve_y, color="0.4", marker=".")
-        curve_ax.axhline(100 * baseline, color="0.3", linestyle=":", linewidth=1)
-        (self.marker,) = curve_ax.plot([], [], "o", color="tab:red", markersize=8)
+        curve_ax.plot(100 * curve_x, 100 * curve_y, color=CURVE, marker=".")
+        curve_ax.axhline(100 * baseline, color=REFERENCE, linestyle=":", linewidth=1)
+        (self.marker,) = curve_ax.plot([], [], "o", color=CURRENT, markersize=8)
         curve_ax.set(xlim=(0, 100), ylim=(0, 102), xlabel="sparsity (%)", ylabel=f"{split_name} accuracy (%)")
         curve_ax.set_title("accuracy (dotted: dense)", fontsize=10)
         curve_ax.grid(alpha=0.3)

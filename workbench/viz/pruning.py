@@ -21,9 +21,22 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from .tour import MASK_COLORS, mask_title
+from .colors import ACCENT, ALL_WEIGHTS, CURRENT, KEPT, MASK_COLORS, REFERENCE
 
-KEPT_COLOR, ALL_COLOR, THRESHOLD_COLOR = "#1f4e79", "#b8b8b8", "tab:red"
+
+def mask_label(name: str, mask: torch.Tensor) -> str:
+    """``'fc1  300×64'``: the layer and its matrix shape as drawn."""
+    return f"{name.removesuffix('.weight')}  {mask.shape[0]}×{mask[0].numel()}"
+
+
+def pruned_share(mask: torch.Tensor) -> str:
+    """``'50.0% pruned'``."""
+    return f"{1.0 - mask.float().mean().item():.1%} pruned"
+
+
+def mask_title(name: str, mask: torch.Tensor) -> str:
+    """A mask image's title: its label, then its pruned share, on two lines."""
+    return f"{mask_label(name, mask)}\n{pruned_share(mask)}"
 
 
 def mask_image(mask: torch.Tensor) -> np.ndarray:
@@ -36,7 +49,15 @@ def draw_mask(ax, mask: torch.Tensor, title: str) -> list:
 
     Returns the artists: the image, then the kernel lines if drawn.
     """
-    image = ax.imshow(mask_image(mask), cmap=MASK_COLORS, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    image = ax.imshow(
+        mask_image(mask),
+        cmap=MASK_COLORS,
+        vmin=0,
+        vmax=1,
+        aspect="auto",
+        interpolation="nearest",
+        interpolation_stage="data",  # the same pixels as colouring first, drawn in half the time
+    )
     artists = [image]
     ax.set_title(title, fontsize=9)
     ax.tick_params(labelsize=7)
@@ -49,7 +70,7 @@ def draw_mask(ax, mask: torch.Tensor, title: str) -> list:
     if kernel_pixels >= 4 and mask.shape[1] > 1:
         xs = np.arange(1, mask.shape[1]) * kernel - 0.5
         lines = LineCollection(
-            [[(x, -0.5), (x, rows - 0.5)] for x in xs], colors="#d9822b", linewidths=0.6, alpha=0.7, zorder=3
+            [[(x, -0.5), (x, rows - 0.5)] for x in xs], colors=ACCENT, linewidths=0.6, alpha=0.7, zorder=3
         )
         artists.append(ax.add_collection(lines))
     return artists
@@ -87,13 +108,13 @@ def draw_weight_histogram(ax, weights: torch.Tensor, threshold=None, mask: torch
     magnitudes = weights.detach().abs().flatten().cpu().numpy()
     edges = histogram_edges(weights, bins)
     counts = np.bincount(bin_index(magnitudes, edges), minlength=bins)
-    ax.stairs(counts, edges, fill=True, color=ALL_COLOR, baseline=0.5, label=f"all ({magnitudes.size:,})")
+    ax.stairs(counts, edges, fill=True, color=ALL_WEIGHTS, baseline=0.5, label=f"all ({magnitudes.size:,})")
     kept = None
     if mask is not None:
         kept_counts = np.bincount(bin_index(magnitudes[mask.flatten().cpu().numpy()], edges), minlength=bins)
-        kept = ax.stairs(kept_counts, edges, fill=True, color=KEPT_COLOR, alpha=0.8, baseline=0.5, label="kept")
+        kept = ax.stairs(kept_counts, edges, fill=True, color=KEPT, alpha=0.8, baseline=0.5, label="kept")
     thresholds = [] if threshold is None else np.atleast_1d(threshold).tolist()
-    lines = [ax.axvline(t, color=THRESHOLD_COLOR, linewidth=1.5) for t in thresholds]
+    lines = [ax.axvline(t, color=CURRENT, linewidth=1.5) for t in thresholds]
     if lines:
         lines[0].set_label("threshold")
     ax.set_yscale("log")
@@ -152,9 +173,9 @@ def draw_sensitivity(ax, result, tolerance: float):
     """
     x = 100 * result.sparsities
     lines = {name: ax.plot(x, 100 * values, marker=".", label=name)[0] for name, values in result.accuracies.items()}
-    ax.axhline(100 * result.baseline, color="0.3", linewidth=1, label=f"dense {result.baseline:.1%}")
+    ax.axhline(100 * result.baseline, color=REFERENCE, linewidth=1, label=f"dense {result.baseline:.1%}")
     floor = ax.axhline(
-        100 * (result.baseline - tolerance), color="0.3", linestyle="--", linewidth=1, label="dense − tolerance"
+        100 * (result.baseline - tolerance), color=REFERENCE, linestyle="--", linewidth=1, label="dense − tolerance"
     )
     ax.set_xlabel("sparsity of one layer, others dense (%)")
     ax.set_ylabel("accuracy (%)")
@@ -203,7 +224,8 @@ def rank_correlation(scores_a: torch.Tensor, scores_b: torch.Tensor) -> float:
 
 
 def keep_top(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
-    """Keep all but the ``round(sparsity × n)`` lowest scores (ties: lower index first; one always kept), as Pruner does locally."""
+    """Keep all but the ``round(sparsity × n)`` lowest scores (ties: lower index first; one always kept), as Pruner
+    does locally."""
     flat = scores.detach().flatten()
     keep = torch.ones(flat.numel(), dtype=torch.bool)
     count = min(round(sparsity * flat.numel()), flat.numel() - 1)  # never empties the layer
@@ -224,10 +246,10 @@ def plot_criterion_agreement(
     fig = Figure(figsize=(5, 5), layout="constrained")
     ax = fig.add_subplot()
     groups = (
-        (keep_a & keep_b, "kept by both", KEPT_COLOR),
+        (keep_a & keep_b, "kept by both", KEPT),
         (keep_a & ~keep_b, f"kept by {labels[0]} only", "tab:orange"),
         (~keep_a & keep_b, f"kept by {labels[1]} only", "tab:green"),
-        (~keep_a & ~keep_b, "pruned by both", ALL_COLOR),
+        (~keep_a & ~keep_b, "pruned by both", ALL_WEIGHTS),
     )
     for chosen, label, color in groups:
         chosen = chosen.numpy()

@@ -1,118 +1,30 @@
 """Shrinking figures: weight matrices before → after with removed rows/columns marked, dependency groups, the 3×2 toy.
 
-A ``LayerCut`` is one weight seen as a 2-D matrix (Linear: the weight; Conv: each kernel's L2 norm, filters ×
-input channels) with the rows (outputs) and columns (inputs) a shrink removes. ``layer_cuts`` reads them off a
-traced dependency graph; ``draw_cut`` draws one before/after pair on unit axes (the after matrix sits in the
-frame of the original size, so it visibly shrinks) and returns the artists a live view updates.
+The matrices drawn are ``workbench.cuts.LayerCut``s (a weight as a 2-D matrix with the rows and columns a shrink
+removes). ``draw_cut`` draws one before/after pair on unit axes (the after matrix sits in the frame of the original
+size, so it visibly shrinks) and returns the artists a live view updates.
 
 Example:
     >>> import torch
-    >>> cut = LayerCut("fc1", torch.randn(3, 2), rows=[1])
-    >>> cut.label
-    '3×2 → 2×2'
-    >>> len(plot_shrinkage([cut]).axes)
+    >>> len(plot_shrinkage([LayerCut("fc1", torch.randn(3, 2), rows=[1])]).axes)
     2
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import torch
-from matplotlib import colormaps
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-WEIGHT_COLORS = colormaps["Blues"]
-REMOVED_RGB = np.array([0.84, 0.15, 0.16])  # tab:red
+from ..cuts import LayerCut, shape_text, weight_matrix
+from ..cuts import layer_cuts as layer_cuts  # re-exported: the notebooks draw what it returns
+from .colors import KEPT, PAPER, REMOVED_RGB, WEIGHT_COLORS
+
 REMOVED_ALPHA = 0.6  # share of red blended into a removed row or column
-EMPTY_COLOR = "#f4f1ea"  # where the original matrix was
 SHARP_CELLS = 128  # matrices up to this many rows and columns are drawn cell by cell
 MAX_ANNOTATED = 64  # write the values into matrices with at most this many cells
-
-
-def shape_text(shape) -> str:
-    """``(300, 64)`` → ``'300×64'``."""
-    return "×".join(map(str, shape))
-
-
-def weight_matrix(weight: torch.Tensor) -> np.ndarray:
-    """A weight as a 2-D matrix: Linear as is, Conv as the L2 norm of each kernel (filters × input channels)."""
-    weight = weight.detach().cpu().float()
-    if weight.dim() == 2:
-        return weight.numpy()
-    if weight.dim() > 2:
-        return weight.flatten(2).norm(dim=2).numpy()
-    raise ValueError(f"a weight matrix needs at least 2 dims, got shape {tuple(weight.shape)}")
-
-
-@dataclass
-class LayerCut:
-    """One weight before and after shrinking: its matrix and the removed row (output) and column (input) indices."""
-
-    name: str  # module name, e.g. "fc1"
-    weight: torch.Tensor  # the dense weight (any Linear/Conv shape)
-    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
-    columns: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
-
-    def __post_init__(self):
-        self.matrix = weight_matrix(self.weight)
-        self.rows = np.unique(np.asarray(self.rows, dtype=int))
-        self.columns = np.unique(np.asarray(self.columns, dtype=int))
-        for what, index, size in (
-            ("row", self.rows, self.matrix.shape[0]),
-            ("column", self.columns, self.matrix.shape[1]),
-        ):
-            if index.size and (index.min() < 0 or index.max() >= size):
-                raise ValueError(
-                    f"{self.name}: {what} indices must lie in 0..{size - 1}, got {index.min()}..{index.max()}"
-                )
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.weight.shape)
-
-    @property
-    def new_shape(self) -> tuple[int, ...]:
-        return (self.shape[0] - self.rows.size, self.shape[1] - self.columns.size, *self.shape[2:])
-
-    @property
-    def label(self) -> str:
-        """``'300×64 → 150×64'``."""
-        return f"{shape_text(self.shape)} → {shape_text(self.new_shape)}"
-
-    def kept_rows(self) -> np.ndarray:
-        return np.setdiff1d(np.arange(self.matrix.shape[0]), self.rows)
-
-    def kept_columns(self) -> np.ndarray:
-        return np.setdiff1d(np.arange(self.matrix.shape[1]), self.columns)
-
-    def kept_matrix(self) -> np.ndarray:
-        """The matrix after shrinking: kept rows and columns only."""
-        return self.matrix[np.ix_(self.kept_rows(), self.kept_columns())]
-
-
-def layer_cuts(weights: dict[str, torch.Tensor], graph, removed: dict[int, list[int]]) -> dict[str, LayerCut]:
-    """Every Linear/Conv weight of ``weights`` (by state_dict name) as a LayerCut, from a ShrinkReport's graph and removed units.
-
-    A removed unit shows as removed rows in the layers that produce it and removed columns in those that read it.
-    """
-    cut_rows: dict[str, list] = {}
-    cut_columns: dict[str, list] = {}
-    for group_id, units in removed.items():
-        group = graph.groups[group_id]
-        for member in group.members:
-            if member.param in weights and member.dim in (0, 1):
-                target = cut_rows if member.dim == 0 else cut_columns
-                target.setdefault(member.param, []).append(member.indices(torch.as_tensor(units), group.size).numpy())
-    cuts = {}
-    for name, weight in weights.items():
-        if name.endswith(".weight") and weight.dim() in (2, 3, 4):
-            rows, columns = (np.concatenate(found.get(name, [np.zeros(0, int)])) for found in (cut_rows, cut_columns))
-            module = name.removesuffix(".weight")
-            cuts[module] = LayerCut(module, weight, rows, columns)
-    return cuts
 
 
 def cut_images(cut: LayerCut, vmax: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -128,6 +40,13 @@ def cut_images(cut: LayerCut, vmax: float | None = None) -> tuple[np.ndarray, np
     return before, after
 
 
+def cut_colors(steps: int = 32) -> np.ndarray:
+    """The colours ``draw_cut`` shows, ``steps`` of each ramp: |w| in blues, the same blended with red, and the
+    paper where a matrix shrank away."""
+    blues = WEIGHT_COLORS(np.linspace(0, 1, steps))[:, :3]
+    return np.concatenate([blues, (1 - REMOVED_ALPHA) * blues + REMOVED_ALPHA * REMOVED_RGB, [to_rgb(PAPER)]])
+
+
 def removed_mask(image: np.ndarray) -> np.ndarray:
     """Which cells of a ``cut_images`` before-image are marked removed (red outweighs blue only there)."""
     return image[..., 0] > image[..., 2]
@@ -139,12 +58,13 @@ def _unit_axes(ax, facecolor="white") -> None:
 
 
 def draw_cut(ax_before, ax_after, cut: LayerCut) -> list:
-    """Draw a cut's before and after matrices on unit axes; returns [before image, after image, before label, after label].
+    """Draw a cut's before and after matrices on unit axes; returns [before image, after image, before label,
+    after label].
 
     The after image covers (kept columns / columns) × (kept rows / rows) of its frame: the size it shrank to.
     """
     _unit_axes(ax_before)
-    _unit_axes(ax_after, EMPTY_COLOR)
+    _unit_axes(ax_after, PAPER)
     before, after = cut_images(cut)
     artists = [
         ax_before.imshow(before, extent=(0, 1, 1, 0), aspect="auto"),
@@ -343,7 +263,7 @@ def plot_toy_shrink(w1=TOY_W1, w2=TOY_W2, neuron: int = 1) -> Figure:
                 net.plot(
                     [layer, layer + 1],
                     [ys[layer][j], ys[layer + 1][i]],
-                    color=REMOVED_RGB if gone else "#1f4e79",
+                    color=REMOVED_RGB if gone else KEPT,
                     linestyle="--" if gone else "-",
                     linewidth=0.5 + 3 * abs(cut.matrix[i, j]),
                     zorder=1,

@@ -15,40 +15,49 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from matplotlib.colors import ListedColormap
+from matplotlib import rcParams
 from matplotlib.figure import Figure
 
-from .render import BlitRenderer
-
-MASK_COLORS = ListedColormap(["#f4f1ea", "#1f4e79"])  # pruned, kept
-
-
-def mask_title(name: str, mask: torch.Tensor) -> str:
-    rows, cols = mask.shape[0], mask[0].numel()
-    pruned = 1.0 - mask.float().mean().item()
-    return f"{name.removesuffix('.weight')}  {rows}×{cols}\n{pruned:.1%} pruned"
+from .colors import CURRENT, CURVE, MASK_COLORS
+from .pruning import mask_image, mask_label, pruned_share
+from .render import DPI, BlitRenderer
 
 
 class TourFigure:
     """Mask images (one per layer, kept = dark) over an accuracy-vs-sparsity curve."""
 
-    def __init__(self, masks: dict[str, torch.Tensor], sparsities: np.ndarray, accuracies: np.ndarray, dpi: int = 72):
+    def __init__(self, masks: dict[str, torch.Tensor], sparsities: np.ndarray, accuracies: np.ndarray, dpi: int = DPI):
         self.figure = Figure(figsize=(10, 5.6), dpi=dpi, layout="constrained")
         grid = self.figure.add_gridspec(2, len(masks), height_ratios=(3, 2))
-        self.images, self.mask_axes = {}, {}
+        self.images, self.shares = {}, {}
         for column, (name, mask) in enumerate(masks.items()):
             ax = self.figure.add_subplot(grid[0, column])
-            image = mask.reshape(mask.shape[0], -1).cpu().numpy()
             self.images[name] = ax.imshow(
-                image, cmap=MASK_COLORS, vmin=0, vmax=1, aspect="auto", interpolation="nearest"
+                mask_image(mask),
+                cmap=MASK_COLORS,
+                vmin=0,
+                vmax=1,
+                aspect="auto",
+                interpolation="nearest",
+                interpolation_stage="data",  # the same pixels as colouring first, drawn in half the time
             )
-            ax.set_title(mask_title(name, mask), fontsize=10)
+            # The title's first line is drawn once; its second, the pruned share, is a text of its own on top.
+            ax.set_title(f"{mask_label(name, mask)}\n ", fontsize=10)
+            self.shares[name] = ax.annotate(
+                pruned_share(mask),
+                (0.5, 1),
+                xycoords="axes fraction",
+                xytext=(0, rcParams["axes.titlepad"]),
+                textcoords="offset points",
+                ha="center",
+                va="baseline",
+                fontsize=10,
+            )
             ax.set_xlabel("input")
             ax.set_ylabel("output" if column == 0 else "")
-            self.mask_axes[name] = ax
         self.curve_ax = self.figure.add_subplot(grid[1, :])
-        self.curve_ax.plot(100 * sparsities, 100 * accuracies, color="0.4", marker=".", label="test accuracy")
-        (self.marker,) = self.curve_ax.plot([], [], "o", color="tab:red", markersize=9, label="current")
+        self.curve_ax.plot(100 * sparsities, 100 * accuracies, color=CURVE, marker=".", label="test accuracy")
+        (self.marker,) = self.curve_ax.plot([], [], "o", color=CURRENT, markersize=9, label="current")
         self.curve_ax.set_xlabel("sparsity of every layer (%)")
         self.curve_ax.set_ylabel("test accuracy (%)")
         self.curve_ax.set_xlim(0, 100)
@@ -56,14 +65,14 @@ class TourFigure:
         self.curve_ax.grid(alpha=0.3)
         self.curve_ax.legend(loc="lower left")
         self.curve_ax.set_title(" ", fontsize=11)  # placeholder so the layout reserves the title's room
-        titles = [ax.title for ax in self.mask_axes.values()] + [self.curve_ax.title]
-        self.renderer = BlitRenderer(self.figure, [*self.images.values(), self.marker, *titles])
+        dynamic = [*self.images.values(), *self.shares.values(), self.marker, self.curve_ax.title]
+        self.renderer = BlitRenderer(self.figure, dynamic)
 
     def update(self, masks: dict[str, torch.Tensor], sparsity: float, accuracy: float) -> None:
         """Show new masks and move the current point; nothing is rebuilt."""
         for name, mask in masks.items():
-            self.images[name].set_data(mask.reshape(mask.shape[0], -1).cpu().numpy())
-            self.mask_axes[name].set_title(mask_title(name, mask), fontsize=10)
+            self.images[name].set_data(mask_image(mask))
+            self.shares[name].set_text(pruned_share(mask))
         self.marker.set_data([100 * sparsity], [100 * accuracy])
         self.curve_ax.set_title(f"sparsity {sparsity:.0%}: accuracy {accuracy:.1%}", fontsize=11)
 

@@ -1,8 +1,8 @@
 """The tour app: a sparsity slider driving per-layer magnitude masks and the tour figure.
 
 A thin view: the logic is a ``Sweep`` over a magnitude ``Pruner``, the drawing is ``TourFigure``; this file wires them
-to ipywidgets. The figure is shown as a PNG in an ``ipywidgets.Image`` so it updates in place, with
-no flicker and no front-end extension (the same in JupyterLab, Voilà and nbval).
+to ipywidgets through a ``Controller``. The figure is shown as a PNG in an ``ipywidgets.Image`` so it updates in
+place, with no flicker and no front-end extension (the same in JupyterLab, Voilà and nbval).
 
 Example:
     >>> app = TourApp()
@@ -24,7 +24,9 @@ from ..reports import check_sparsity
 from ..sweep import Sweep
 from ..viz.tour import TourFigure
 from ..zoo import pretrained
-from .app import App
+from .app import App, figure_image
+from .controller import Controller
+from .sliders import fraction_slider
 
 CURVE_SPARSITIES = np.round(np.concatenate([np.arange(0.0, 0.9, 0.05), np.arange(0.9, 0.995, 0.01)]), 2)
 
@@ -43,30 +45,16 @@ class TourApp(App):
         self.sweep = Sweep(pruner, split if split is not None else load_dataset("digits").test)
         self.curve = self.sweep.curve(CURVE_SPARSITIES)
         self.view = TourFigure(self.sweep.masks(0.0), CURVE_SPARSITIES, self.curve)
-        self.slider = widgets.FloatSlider(
-            value=0.0,
-            min=0.0,
-            max=0.99,
-            step=0.01,
-            description="sparsity",
-            readout_format=".0%",
-            continuous_update=True,
-            layout=widgets.Layout(width="60%"),
-        )
-        self.image = widgets.Image(format="png")
+        self.slider = fraction_slider("sparsity", layout=widgets.Layout(width="60%"))
+        self.image = figure_image()
         self.status = widgets.HTML()
         self.update_ms: list[float] = []
         self.state: dict = {}
-        self.slider.observe(self._on_slider, names="value")
+        # No place to show errors: a bad value set from code (NaN) raises, after the slider snapped back.
+        self.controller = Controller({"sparsity": self.slider})
+        self.controller.register(lambda params: self.update(params["sparsity"]))
         self.widget = widgets.VBox([widgets.HBox([self.slider, self.status]), self.image])
-        self.update(0.0)
-
-    def _on_slider(self, change) -> None:
-        try:
-            self.update(change["new"])
-        except ValueError:
-            self.slider.value = change["old"]  # e.g. NaN typed in: keep slider, state and figure in step
-            raise
+        self.controller.refresh()
 
     def update(self, sparsity: float) -> None:
         """Re-threshold the cached magnitude order, evaluate, redraw; records the time taken."""
@@ -75,7 +63,7 @@ class TourApp(App):
         masks = self.sweep.masks(sparsity)
         accuracy = self.sweep.accuracy(sparsity, masks)
         self.view.update(masks, sparsity, accuracy)
-        self.image.value = self.view.png()
+        self.show_png(self.view.png())
         elapsed = 1000 * (time.perf_counter() - start)
         self.update_ms.append(elapsed)
         kept = {name: int(mask.sum()) for name, mask in masks.items()}
