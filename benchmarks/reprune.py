@@ -55,7 +55,8 @@ def compare(name: str, model: nn.Module) -> tuple[str, int, float, float, float]
 def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; median over sparsities {SPARSITIES}\n")
     print(
-        "| model | weights | torch global_unstructured (ms) | Pruner.apply (ms) | Pruner.masks (ms) | speedup apply | speedup masks |"
+        "| model | weights | torch global_unstructured (ms) | Pruner.apply (ms) | Pruner.masks (ms) | speedup apply "
+        "| speedup masks |"
     )
     print("|---|---|---|---|---|---|---|")
     models = {name: wb.pretrained(name) for name in ("mlp", "cnn", "transformer")}

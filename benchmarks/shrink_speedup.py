@@ -35,7 +35,8 @@ model = wb.pretrained(sys.argv[1])
 start = time.perf_counter()
 _, report = wb.shrink_with_report(model, sparsity=0.5, pattern=json.loads(sys.argv[2]))
 wall = time.perf_counter() - start
-print(json.dumps({"wall": wall, "trace": report.graph.trace_seconds, "group": report.graph.group_seconds, "shrink": report.seconds["shrink"]}))
+timings = {"trace": report.graph.trace_seconds, "group": report.graph.group_seconds, "shrink": report.seconds["shrink"]}
+print(json.dumps({"wall": wall, **timings}))
 """
 
 
@@ -119,7 +120,8 @@ def profile(threads: int, calls: int = 20, top: int = 8) -> None:
                         model(*inputs)
             ms[label] = {e.key: e.self_cpu_time_total / calls / 1000 for e in prof.key_averages()}
         print(
-            f"\n{name}, {threads} threads, batch 256, 50 %: self CPU ms per call\n\n| op | dense | shrunk | ratio |\n|---|---|---|---|"
+            f"\n{name}, {threads} threads, batch 256, 50 %: self CPU ms per call\n\n| op | dense | shrunk | ratio "
+            "|\n|---|---|---|---|"
         )
         print(
             f"| all | {sum(ms['dense'].values()):.2f} | {sum(ms['shrunk'].values()):.2f} | "
@@ -128,7 +130,8 @@ def profile(threads: int, calls: int = 20, top: int = 8) -> None:
         for op in sorted(ms["dense"], key=ms["dense"].get, reverse=True)[:top]:
             after = ms["shrunk"].get(op, 0.0)
             print(
-                f"| {op} | {ms['dense'][op]:.2f} | {after:.2f} | {ms['dense'][op] / after if after else float('inf'):.2f}× |"
+                f"| {op} | {ms['dense'][op]:.2f} | {after:.2f} | "
+                f"{ms['dense'][op] / after if after else float('inf'):.2f}× |"
             )
 
 
@@ -146,7 +149,8 @@ def main() -> None:
         f"{args.rounds} interleaved rounds; latency = median ms of one forward pass\n"
     )
     print(
-        "| model | pruned | units removed | batch | params dense → shrunk | FLOPs reduction | dense ms (IQR) | masked ms (IQR) "
+        "| model | pruned | units removed | batch | params dense → shrunk | FLOPs reduction | dense ms (IQR) | "
+        "masked ms (IQR) "
         "| shrunk ms (IQR) | speedup | efficiency | max \\|shrunk − masked\\| |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -159,7 +163,8 @@ def main() -> None:
             f"| {speedup:.2f}× | {efficiency:.2f} | {error:.1e} |"
         )
     print(
-        "\nshrink time at 50 % (wb.shrink_with_report: wall = all of it, including scoring the units; trace, group and shrink "
+        "\nshrink time at 50 % (wb.shrink_with_report: wall = all of it, including scoring the units; trace, group "
+        "and shrink "
         "are its parts; cold = first call in a fresh interpreter, warm = median of 3 calls after one warm-up)\n"
     )
     print("| model | pattern | | wall (s) | trace (s) | group (s) | shrink (s) |")
@@ -168,7 +173,8 @@ def main() -> None:
         med = {key: statistics.median(w[key] for w in warm) for key in cold}
         for label, row in (("cold", cold), ("warm", med)):
             print(
-                f"| {name} | {pattern} | {label} | {row['wall']:.2f} | {row['trace']:.3f} | {row['group']:.4f} | {row['shrink']:.3f} |"
+                f"| {name} | {pattern} | {label} | {row['wall']:.2f} | {row['trace']:.3f} | {row['group']:.4f} | "
+                f"{row['shrink']:.3f} |"
             )
 
 

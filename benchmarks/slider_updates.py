@@ -1,4 +1,5 @@
-"""Slider-move time of every live view (tour, explorer, sensitivity board, shrink lab), dropdown-change time of the explorer, and the cnn sensitivity scan.
+"""Slider-move time of every live view (tour, explorer, sensitivity board, shrink lab), dropdown-change time of
+the explorer, and the cnn sensitivity scan.
 
 Run: .venv/bin/python benchmarks/slider_updates.py [--moves 40] [--threads N]
 Prints Markdown tables for BENCHMARKS.md. All timings on the CPU, with the thread count stated.
@@ -88,7 +89,8 @@ def main() -> None:
         row("shrink lab (cnn, l1, filter; precomputed grid)", random_moves(lab.slider, lab.update_ms, args.moves, rng))
     )
     print(
-        f"\nShrinkLab('cnn') start-up (10 shrunk models: shrink, accuracy, FLOPs, interleaved latency at batch 256): {lab_s:.1f} s"
+        "\nShrinkLab('cnn') start-up (10 shrunk models: shrink, accuracy, FLOPs, interleaved latency at batch "
+        f"256): {lab_s:.1f} s"
     )
 
     data, cnn = wb.load_dataset("digits"), wb.pretrained("cnn")
@@ -96,7 +98,8 @@ def main() -> None:
     masks = pruner.masks(0.5)
     accuracy_ms = [1000 * timed(lambda: pruner.accuracy(masks, data.test)) for _ in range(20)]
     print(
-        f"\nof which `Pruner.accuracy` alone on the cnn (360 test images): median {statistics.median(accuracy_ms):.1f} ms\n"
+        "\nof which `Pruner.accuracy` alone on the cnn (360 test images): median "
+        f"{statistics.median(accuracy_ms):.1f} ms\n"
     )
 
     print("| explorer dropdown change (scores a new choice) | ms |\n|---|---|")
@@ -106,7 +109,8 @@ def main() -> None:
     scans = [timed(lambda: sensitivity(cnn, data.test)) for _ in range(3)]
     layers = len(pruner.targets)
     print(
-        f"\ncnn sensitivity scan ({layers} layers × 10 sparsities + baseline = {10 * layers + 1} evaluations on 360 test images): "
+        f"\ncnn sensitivity scan ({layers} layers × 10 sparsities + baseline = {10 * layers + 1} evaluations on 360 "
+        "test images): "
         f"median {statistics.median(scans):.2f} s of 3 runs; SensitivityBoard('cnn') start-up {board_s:.1f} s"
     )
 

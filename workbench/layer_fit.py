@@ -1,5 +1,6 @@
 """Which layers a (criterion, pattern) choice cannot prune, and why: a shape an N:M or block pattern cannot tile,
-a layer the criterion cannot score (bn_scale: no BatchNorm after it), both asked of the registries. Leaving them dense lets the rest of the model be pruned.
+a layer the criterion cannot score (bn_scale: no BatchNorm after it), both asked of the registries. Leaving them
+dense lets the rest of the model be pruned.
 
 Example:
     >>> import workbench as wb

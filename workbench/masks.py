@@ -122,7 +122,8 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor], compose: bool 
             raise ValueError(f"model has no parameter {name!r}")
         if mask.shape != tensor.shape or mask.dtype != torch.bool:
             raise ValueError(
-                f"mask for {name!r} must be a bool tensor of shape {tuple(tensor.shape)}, got {mask.dtype} {tuple(mask.shape)}"
+                f"mask for {name!r} must be a bool tensor of shape {tuple(tensor.shape)}, got {mask.dtype} "
+                f"{tuple(mask.shape)}"
             )
         checked.append((name, module, leaf, mask.to(tensor.device)))
     applied = {}

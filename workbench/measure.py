@@ -55,7 +55,8 @@ def parameter_counts(model: nn.Module, masks: dict[str, torch.Tensor] | None = N
 
 @torch.no_grad()
 def layer_flops(model: nn.Module, inputs) -> tuple[int, dict[str, int]]:
-    """Dense FLOPs of one forward pass on ``inputs`` (a tensor or a tuple of them): the total, and each Linear/Conv layer's by module name.
+    """Dense FLOPs of one forward pass on ``inputs`` (a tensor or a tuple of them): the total, and each
+    Linear/Conv layer's by module name.
 
     Counted by ``torch.utils.flop_counter.FlopCounterMode``: 2 FLOPs per multiply-add of matrix
     products and convolutions; elementwise ops, norms and softmax are not counted (nor, on the

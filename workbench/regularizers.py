@@ -160,7 +160,8 @@ def bn_l1(model: nn.Module, strength: float = 1e-4) -> Regularizer:
             cuts.append(Target(layer_name, ids, weight.shape[0]))
     if not targets:
         raise ValueError(
-            f"bn_l1 regularizes the scales of BatchNorm layers that follow a Linear/Conv; {type(model).__name__} has none"
+            f"bn_l1 regularizes the scales of BatchNorm layers that follow a Linear/Conv; {type(model).__name__} "
+            "has none"
         )
     return Regularizer("bn_l1", "l1", targets, strength, cut_targets=cuts)
 

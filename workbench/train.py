@@ -161,7 +161,8 @@ def predict(model: nn.Module, split, batch_size: int = 2048) -> tuple[torch.Tens
     """Logits and labels of a split (Dataset, DataLoader or (inputs, labels) tuple), on the CPU."""
     if isinstance(split, DatasetSplits) or not isinstance(split, (tuple, DataLoader, Dataset)):
         raise ValueError(
-            f"split must be a Dataset, DataLoader or (inputs, labels) tuple (e.g. data.test), got {type(split).__name__}"
+            "split must be a Dataset, DataLoader or (inputs, labels) tuple (e.g. data.test), got "
+            f"{type(split).__name__}"
         )
     device = next(model.parameters()).device
     was_training = model.training

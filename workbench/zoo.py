@@ -1,4 +1,5 @@
-"""The model zoo of shipped checkpoints: load them safely (`pretrained`), and regenerate them deterministically (`train_checkpoint`).
+"""The model zoo of shipped checkpoints: load them safely (`pretrained`), and regenerate them deterministically
+(`train_checkpoint`).
 
 Each checkpoint is two files in ``workbench/checkpoints/``: ``NAME.pt`` (a plain state_dict,
 loaded with ``weights_only=True``) and ``NAME.json`` (model config, dataset, recipe, test accuracy).

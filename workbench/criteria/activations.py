@@ -116,7 +116,8 @@ def bn_scale(model, names, data) -> Scores:
     layers = [name.rpartition(".")[0] for name in names if name not in own]
     if missing := _without_batchnorm(model, layers):
         raise ValueError(
-            f"bn_scale needs a BatchNorm right after each pruned layer; none after {list(missing)}; exclude those layers"
+            f"bn_scale needs a BatchNorm right after each pruned layer; none after {list(missing)}; exclude those "
+            "layers"
         )
     followers = following_batchnorm(model)
     params = dense_weights(model, names)

@@ -192,7 +192,8 @@ class GroupPruner:
             rounded = min(group.size, max(low, math.ceil(kept / self.keep_multiple) * self.keep_multiple))
             if rounded != kept:
                 notes.append(
-                    f"group {group.id} ({_label(group)}): keeps {rounded} units instead of {kept} (a multiple of {self.keep_multiple})"
+                    f"group {group.id} ({_label(group)}): keeps {rounded} units instead of {kept} (a multiple of "
+                    f"{self.keep_multiple})"
                 )
             order = scores.argsort(stable=True)
             if group.size - rounded:

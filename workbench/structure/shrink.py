@@ -127,12 +127,14 @@ def _check_constant(model, group, removed, captured, notes, explicit):
             if spread > TOLERANCE * scale:
                 if explicit:
                     notes.append(
-                        f"group {group.id} unit {unit}: input of {point.module} is not constant; removed as asked (outputs change)"
+                        f"group {group.id} unit {unit}: input of {point.module} is not constant; removed as asked "
+                        "(outputs change)"
                     )
                     changes_outputs = True
                     continue
                 notes.append(
-                    f"group {group.id} unit {unit}: input of {point.module} varies although its producers are zero; kept"
+                    f"group {group.id} unit {unit}: input of {point.module} varies although its producers are zero; "
+                    "kept"
                 )
                 removed[unit] = False
             elif padded and values[0].abs().max() > 0:
@@ -140,7 +142,8 @@ def _check_constant(model, group, removed, captured, notes, explicit):
                 removed[unit] = False
     for module_name, units in padded_kept.items():
         notes.append(
-            f"group {group.id} ({group_label(group)}): kept {len(units)} pruned unit(s) {units} whose nonzero constant output "
+            f"group {group.id} ({group_label(group)}): kept {len(units)} pruned unit(s) {units} whose nonzero "
+            "constant output "
             f"feeds zero-padded {module_name} (the border makes it position-dependent, no bias can replace it)"
         )
     return removed, changes_outputs
@@ -175,7 +178,8 @@ def _round_keep(removed: torch.Tensor, keep_multiple: int, group, notes) -> torc
     target = min(target, group.size)
     if kept == 0:
         notes.append(
-            f"group {group.id} ({group_label(group)}): every unit was prunable; kept {target} so the model still computes"
+            f"group {group.id} ({group_label(group)}): every unit was prunable; kept {target} so the model still "
+            "computes"
         )
     removed = removed.clone()
     for unit in removed.nonzero().flatten().tolist():
@@ -305,7 +309,8 @@ def _plan(base, graph, keep, keep_multiple, captured, masked_params, notes, skip
             touched = masked_params & {m.param for m in group.producers}
             if touched and _candidates(base, group).any():
                 notes.append(
-                    f"group {group.id} ({group_label(group)}) has masked units but cannot shrink: {'; '.join(group.reasons)}"
+                    f"group {group.id} ({group_label(group)}) has masked units but cannot shrink: "
+                    f"{'; '.join(group.reasons)}"
                 )
             continue
         if group.id in skip:
