@@ -98,3 +98,12 @@ def assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) ->
     for key in a:
         assert a[key].dtype == b[key].dtype, key
         assert torch.equal(a[key], b[key]), f"{key} differs"
+
+
+def assert_refused(model: torch.nn.Module, call, message: str) -> None:
+    """``call(model)`` raises a ValueError matching ``message`` and leaves the model as it was, unmasked."""
+    before = state_copy(model)
+    with pytest.raises(ValueError, match=message):
+        call(model)
+    assert_same_state(state_copy(model), before)
+    assert not wb.masks.is_masked(model)

@@ -8,7 +8,7 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import assert_same_state, state_copy
+from conftest import assert_refused
 from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
@@ -156,11 +156,7 @@ def test_an_interrupted_run_leaves_masks_applied_and_a_true_report(digits):
 )
 def test_bad_input_is_refused_and_changes_nothing(make, message):
     model = wb.pretrained("mlp")
-    before = state_copy(model)
-    with pytest.raises(ValueError, match=message):
-        make(model)
-    assert_same_state(state_copy(model), before)
-    assert not is_masked(model)
+    assert_refused(model, make, message)
 
 
 def test_interpolated_masks_remove_the_difference_in_equal_steps_weakest_first():

@@ -8,13 +8,12 @@ import json
 import pytest
 import torch
 import torch.nn.utils.prune
-from conftest import assert_same_state, state_copy
+from conftest import assert_refused
 from torch import nn
 
 import workbench as wb
 from workbench.cli import main
 from workbench.criteria import CRITERIA, register
-from workbench.masks import is_masked
 from workbench.patterns import PATTERN_SPECS, PatternSpec, coupled_patterns, pattern_examples, register_pattern
 
 
@@ -94,11 +93,7 @@ def test_a_registered_pattern_works_in_prune_and_the_cli(even_rows, capsys):
 )
 def test_bad_options_and_types_are_refused_and_change_nothing(call, message):
     model = wb.pretrained("mlp")
-    before = state_copy(model)
-    with pytest.raises(ValueError, match=message):
-        call(model)
-    assert_same_state(state_copy(model), before)
-    assert not is_masked(model)
+    assert_refused(model, call, message)
 
 
 def test_cli_refuses_an_exclude_that_matches_nothing(capsys):

@@ -44,12 +44,9 @@ def mask_image(mask: torch.Tensor) -> np.ndarray:
     return mask.reshape(mask.shape[0], -1).cpu().numpy()
 
 
-def draw_mask(ax, mask: torch.Tensor, title: str) -> list:
-    """Draw a mask (kept = dark) on ``ax``, Conv kernels separated by lines where they span ≥ 4 pixels.
-
-    Returns the artists: the image, then the kernel lines if drawn.
-    """
-    image = ax.imshow(
+def show_mask(ax, mask: torch.Tensor):
+    """The mask's image on ``ax`` (kept = dark), the artist a slider updates."""
+    return ax.imshow(
         mask_image(mask),
         cmap=MASK_COLORS,
         vmin=0,
@@ -58,7 +55,14 @@ def draw_mask(ax, mask: torch.Tensor, title: str) -> list:
         interpolation="nearest",
         interpolation_stage="data",  # the same pixels as colouring first, drawn in half the time
     )
-    artists = [image]
+
+
+def draw_mask(ax, mask: torch.Tensor, title: str) -> list:
+    """Draw a mask (kept = dark) on ``ax``, Conv kernels separated by lines where they span ≥ 4 pixels.
+
+    Returns the artists: the image, then the kernel lines if drawn.
+    """
+    artists = [show_mask(ax, mask)]
     ax.set_title(title, fontsize=9)
     ax.tick_params(labelsize=7)
     if mask.dim() == 2:

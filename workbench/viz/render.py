@@ -122,3 +122,11 @@ def share_bars(ax, labels, colors, title: str, xmax: float = 105) -> list:
     ax.set_title(title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     return bars
+
+
+def axes_for(ax, figsize: tuple[float, float]):
+    """``ax`` and its figure, or a new constrained-layout figure of ``figsize`` with one axes."""
+    if ax is not None:
+        return ax.figure, ax
+    figure = Figure(figsize=figsize, layout="constrained")
+    return figure, figure.add_subplot()

@@ -16,14 +16,12 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from .render import axes_for
+
 
 def plot_timeline(recording, ax=None) -> Figure:
     """Training loss and validation accuracy against step; the sparsity ramp shaded; pruning steps as lines."""
-    if ax is None:
-        fig = Figure(figsize=(6.5, 3.2), layout="constrained")
-        ax = fig.add_subplot()
-    else:
-        fig = ax.figure
+    fig, ax = axes_for(ax, (6.5, 3.2))
     steps = recording.steps
     sparsity_ax = ax.twinx()
     sparsity_ax.fill_between(steps, [100 * f.sparsity for f in recording.frames], step="post", color="0.85", zorder=0)

@@ -12,14 +12,12 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from .render import axes_for
+
 
 def plot_schedules(schedules: dict, ax=None, steps: int | None = None) -> Figure:
     """One step curve per schedule (label → ``Schedule``), dots at its pruning steps."""
-    if ax is None:
-        fig = Figure(figsize=(5.5, 3.2), layout="constrained")
-        ax = fig.add_subplot()
-    else:
-        fig = ax.figure
+    fig, ax = axes_for(ax, (5.5, 3.2))
     last = steps if steps is not None else max(int(s.end * 1.15) + 1 for s in schedules.values())
     t = np.arange(last + 1)
     for label, s in schedules.items():

@@ -18,8 +18,8 @@ import torch
 from matplotlib import rcParams
 from matplotlib.figure import Figure
 
-from .colors import CURRENT, CURVE, MASK_COLORS
-from .pruning import mask_image, mask_label, pruned_share
+from .colors import CURRENT, CURVE
+from .pruning import mask_image, mask_label, pruned_share, show_mask
 from .render import DPI, BlitRenderer
 
 
@@ -32,15 +32,7 @@ class TourFigure:
         self.images, self.shares = {}, {}
         for column, (name, mask) in enumerate(masks.items()):
             ax = self.figure.add_subplot(grid[0, column])
-            self.images[name] = ax.imshow(
-                mask_image(mask),
-                cmap=MASK_COLORS,
-                vmin=0,
-                vmax=1,
-                aspect="auto",
-                interpolation="nearest",
-                interpolation_stage="data",  # the same pixels as colouring first, drawn in half the time
-            )
+            self.images[name] = show_mask(ax, mask)
             # The title's first line is drawn once; its second, the pruned share, is a text of its own on top.
             ax.set_title(f"{mask_label(name, mask)}\n ", fontsize=10)
             self.shares[name] = ax.annotate(

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
+from .render import axes_for
+
 
 def plot_history(history, ax=None) -> Figure:
     """Loss (left axis) and train/val accuracy (right axis) against epoch."""
-    if ax is None:
-        fig = Figure(figsize=(5, 3), layout="constrained")
-        ax = fig.add_subplot()
-    else:
-        fig = ax.figure
+    fig, ax = axes_for(ax, (5, 3))
     epochs = range(1, len(history.train_loss) + 1)
     ax.plot(epochs, history.train_loss, color="tab:red", label="train loss")
     ax.set_xlabel("epoch")
