@@ -26,8 +26,15 @@ from workbench.models import (
     model_spec,
 )
 
-INPUT_SHAPES = {"mlp": (1, 8, 8), "cnn": (1, 8, 8), "transformer": (1, 8, 8), "mlp2d": (2,)}
-DEFAULT_CLASSES = {"mlp": 10, "cnn": 10, "transformer": 10, "mlp2d": 3}
+INPUT_SHAPES = {
+    "mlp": (1, 8, 8),
+    "cnn": (1, 8, 8),
+    "transformer": (1, 8, 8),
+    "mlp2d": (2,),
+    "mlp1d": (1, 40),
+    "cnn1d": (1, 40),
+}
+DEFAULT_CLASSES = {"mlp": 10, "cnn": 10, "transformer": 10, "mlp2d": 3, "mlp1d": 10, "cnn1d": 10}
 _built: dict[str, torch.nn.Module] = {}
 
 
@@ -91,7 +98,7 @@ FORMULAS = {"mlp": mlp_params, "cnn": cnn_params, "transformer": vit_params, "ml
 
 
 def test_registry():
-    assert set(wb.MODELS) == {"mlp", "cnn", "transformer", "mlp2d"}
+    assert set(wb.MODELS) == {"mlp", "cnn", "transformer", "mlp2d", "mlp1d", "cnn1d"}
     for name, spec in wb.MODELS.items():
         assert spec.name == name and model_spec(name) is spec
         assert spec.dataset in wb.DATASETS

@@ -16,7 +16,9 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from .render import axes_for
+from .colors import CURRENT, CURVE
+from .pruning import mask_image, show_mask
+from .render import DPI, BlitRenderer, axes_for
 
 
 def plot_timeline(recording, ax=None) -> Figure:
@@ -51,3 +53,45 @@ def plot_mask_film(recording, layer: str, count: int = 6) -> Figure:
         ax.set(xticks=[], yticks=[], title=f"step {frame.step}\n{frame.sparsity:.0%}")
         ax.title.set_fontsize(8)
     return fig
+
+
+class ReplayFigure:
+    """One frame of a recorded run: a layer's mask, its weight histogram, and the timeline with a marker.
+
+    ``update(frame)`` changes only the mask image, the histogram bars and the markers; the rest is drawn once.
+    """
+
+    def __init__(self, recording, layer: str, dpi: int = DPI):
+        self.recording, self.layer = recording, layer
+        self.figure = Figure(figsize=(9.5, 5.2), dpi=dpi)
+        grid = self.figure.add_gridspec(
+            2, 2, height_ratios=(1.15, 1), left=0.07, right=0.93, top=0.92, bottom=0.1, hspace=0.45, wspace=0.25
+        )
+        first = recording.frames[0]
+        mask_ax = self.figure.add_subplot(grid[0, 0])
+        self.mask = show_mask(mask_ax, first.masks[layer])
+        mask_ax.set(xticks=[], yticks=[], title=f"{layer} mask (dark = kept)")
+        hist_ax = self.figure.add_subplot(grid[0, 1])
+        centers = np.arange(len(recording.bins))
+        self.bars = hist_ax.bar(centers, first.histograms[layer], width=0.9, color=CURVE)
+        peak = max(int(frame.histograms[layer].max()) for frame in recording.frames)
+        hist_ax.set(ylim=(0, 1.05 * peak), xlabel="|w| (log bins; pruned weights in the first, at 0)", ylabel="count")
+        ticks = [0, *range(1, len(recording.bins), 8)]
+        hist_ax.set_xticks(ticks, ["0", *(f"{recording.bins[t]:.0e}" for t in ticks[1:])], fontsize=7)
+        hist_ax.set_title("weight magnitudes", fontsize=10)
+        timeline_ax = self.figure.add_subplot(grid[1, :])
+        plot_timeline(recording, ax=timeline_ax)
+        timeline_ax.get_legend().set_loc("lower left")
+        (self.marker,) = timeline_ax.plot([], [], "o", color=CURRENT, markersize=8)
+        self.cursor = timeline_ax.axvline(0, color=CURRENT, linewidth=1)
+        self.renderer = BlitRenderer(self.figure, [self.mask, *self.bars, self.marker, self.cursor])
+
+    def update(self, frame) -> None:
+        self.mask.set_data(mask_image(frame.masks[self.layer]))
+        for bar, count in zip(self.bars, frame.histograms[self.layer]):
+            bar.set_height(count)
+        self.marker.set_data([frame.step], [100 * frame.accuracy])
+        self.cursor.set_xdata([frame.step, frame.step])
+
+    def png(self) -> bytes:
+        return self.renderer.png()

@@ -1,0 +1,103 @@
+"""The replay app: pick a schedule, press play, watch a run prune while it trains.
+
+Each schedule choice records one gradual-pruning run of the shipped mlp on digits (``record_gradual``; kept
+for a quick return), then the ``Play`` button and the step slider only look frames up and redraw the changing
+artists: the layer's mask, its weight histogram and the marker on the timeline.
+
+Example:
+    >>> app = ReplayApp(epochs=2)
+    >>> app.slider.value = len(app.recording.frames) - 1  # the last frame: what a user's drag does
+    >>> round(app.state["sparsity"], 2), app.state["schedule"]
+    (0.9, 'cubic')
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+import ipywidgets as widgets
+
+from ..data import load_dataset
+from ..recording import Recording, record_gradual
+from ..schedules import SCHEDULES, schedule
+from ..viz.replay import ReplayFigure
+from ..zoo import pretrained
+from .app import App, figure_image
+from .controller import Controller
+
+KEPT_RUNS = 6  # recorded runs kept for a quick return
+
+
+class ReplayApp(App):
+    """Schedule dropdown, play button and step slider over recorded gradual-pruning runs of the shipped mlp.
+
+    Args:
+        final: the sparsity every schedule ends at.
+        epochs: training epochs of each recorded run (the schedule ends at three quarters of its steps).
+        layer: the weight whose mask and histogram are shown.
+    """
+
+    CHOICES = ("schedule",)
+
+    def __init__(self, final: float = 0.9, epochs: int = 4, layer: str = "fc1.weight"):
+        self.final, self.epochs, self.layer = final, epochs, layer
+        self.data = load_dataset("digits")
+        self.runs: OrderedDict[str, tuple[Recording, ReplayFigure]] = OrderedDict()
+        self.schedule = widgets.Dropdown(options=tuple(SCHEDULES), value="cubic", description="schedule")
+        self.slider = widgets.IntSlider(value=0, min=0, max=1, description="frame", continuous_update=True)
+        self.play = widgets.Play(value=0, min=0, max=1, interval=150, description="play")
+        widgets.jslink((self.play, "value"), (self.slider, "value"))
+        self.image = figure_image()
+        self.status = widgets.HTML()
+        self.update_ms: list[float] = []
+        self.state: dict = {}
+        self.controller = Controller({"schedule": self.schedule, "frame": self.slider}, show_error=self.show_error)
+        self.controller.register(self.show)
+        self.widget = widgets.VBox([widgets.HBox([self.schedule, self.play, self.slider]), self.status, self.image])
+        self.controller.refresh()
+
+    def _run(self, kind: str) -> tuple[Recording, ReplayFigure]:
+        if kind in self.runs:
+            self.runs.move_to_end(kind)
+            return self.runs[kind]
+        steps = self.epochs * -(-len(self.data.train) // 64)  # wb.train's default batch of 64
+        plan = schedule(kind, 0.0, self.final, 0, int(0.75 * steps), max(1, steps // 20))
+        recording = record_gradual(
+            pretrained("mlp"), self.data, plan, epochs=self.epochs, frame_every=max(1, steps // 40), method=kind
+        )
+        self.runs[kind] = (recording, ReplayFigure(recording, self.layer))
+        if len(self.runs) > KEPT_RUNS:
+            self.runs.popitem(last=False)
+        return self.runs[kind]
+
+    @property
+    def recording(self) -> Recording:
+        return self.runs[self.controller.params["schedule"]][0]
+
+    def show(self, params: dict) -> None:
+        """Look the frame up in the chosen run (recording it first if new) and redraw what changed."""
+        start = time.perf_counter()
+        recording, view = self._run(params["schedule"])
+        last = len(recording.frames) - 1
+        if self.slider.max != last:
+            self.controller.set_quietly("frame", max=last, value=min(params["frame"], last))
+            self.play.max = last
+        index = self.controller.params["frame"]
+        frame = recording.frames[index]
+        view.update(frame)
+        self.show_png(view.png())
+        elapsed = 1000 * (time.perf_counter() - start)
+        self.update_ms.append(elapsed)
+        self.state = {
+            "schedule": params["schedule"],
+            "frame": index,
+            "step": frame.step,
+            "sparsity": frame.sparsity,
+            "accuracy": frame.accuracy,
+            "error": None,
+        }
+        self.status.value = (
+            f"step <b>{frame.step}</b> · sparsity <b>{frame.sparsity:.1%}</b> · val accuracy <b>{frame.accuracy:.1%}"
+            f"</b> (trained while pruning) · {elapsed:.0f} ms"
+        )
