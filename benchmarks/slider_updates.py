@@ -1,4 +1,4 @@
-"""Slider-move time of every live view (tour, explorer, sensitivity board, shrink lab), dropdown-change time of
+"""Slider-move time of every live view (tour, explorer, sensitivity board, shrink lab, replay), dropdown-change time of
 the explorer, and the cnn sensitivity scan.
 
 Run: .venv/bin/python benchmarks/slider_updates.py [--moves 40] [--threads N]
@@ -17,6 +17,7 @@ import torch
 import workbench as wb
 from workbench.sensitivity import sensitivity
 from workbench.widgets.explorer import Explorer
+from workbench.widgets.replay import ReplayApp
 from workbench.widgets.sensitivity_board import SensitivityBoard
 from workbench.widgets.shrink_lab import ShrinkLab
 from workbench.widgets.tour import TourApp
@@ -29,6 +30,14 @@ def random_moves(slider, update_ms: list[float], moves: int, rng) -> list[float]
         value = round(float(rng.uniform(slider.min, slider.max)) / slider.step) * slider.step
         slider.value = round(value, 4)
     return list(update_ms)
+
+
+def frame_moves(app: ReplayApp, moves: int, rng) -> list[float]:
+    """Random moves of the replay's frame slider."""
+    app.update_ms.clear()
+    while len(app.update_ms) < moves:
+        app.slider.value = int(rng.integers(app.slider.max + 1))
+    return list(app.update_ms)
 
 
 def board_moves(board: SensitivityBoard, moves: int, rng) -> list[float]:
@@ -47,7 +56,7 @@ def explorer_builds(app: Explorer) -> list[tuple[str, float]]:
     for criterion in ("taylor", "snip", "obd", "apoz", "synflow", "fpgm"):
         app.criterion.value = criterion
         rows.append((f"{app.model.value} · {criterion}", app.build_ms[-1]))
-    for pattern in ("2:4", "block4x4", "channel"):
+    for pattern in ("2:4", "block4x4", "channel"):  # channel: a layer's input columns
         app.pattern.value = pattern
         rows.append((f"{app.model.value} · {app.criterion.value} · {pattern}", app.build_ms[-1]))
     return rows
@@ -88,6 +97,11 @@ def main() -> None:
     print(
         row("shrink lab (cnn, l1, filter; precomputed grid)", random_moves(lab.slider, lab.update_ms, args.moves, rng))
     )
+    start = time.perf_counter()
+    replay = ReplayApp()
+    replay_s = time.perf_counter() - start
+    print(row("replay (mlp, cubic; recorded run)", frame_moves(replay, args.moves, rng)))
+    print(f"\nReplayApp() start-up (records one gradual-pruning run of 4 epochs): {replay_s:.1f} s")
     print(
         "\nShrinkLab('cnn') start-up (10 shrunk models: shrink, accuracy, FLOPs, interleaved latency at batch "
         f"256): {lab_s:.1f} s"
