@@ -154,3 +154,36 @@ def test_a_registered_criterion_and_pattern_appear_in_the_widgets(largest_first,
     assert (app.state["criterion"], app.state["pattern"], app.state["error"]) == (largest_first, even_rows, None)
     assert app.state["overall_sparsity"] == pytest.approx(0.5, abs=0.01)
     assert largest_first in shrink_criteria() and even_rows in explorer_patterns()
+
+
+PATTERN_MODELS = ("mlp", "cnn", "transformer")
+
+
+@pytest.mark.parametrize("pattern", pattern_examples())
+def test_every_registered_pattern_covers_each_weight_once_and_prunes_exactly(pattern):
+    """Common checks over the pattern registry, on each shipped model the pattern applies to."""
+    applied = 0
+    for name in PATTERN_MODELS:
+        model = wb.pretrained(name)
+        try:
+            pruner = wb.Pruner(model, "magnitude", pattern, "local", exclude=_unfit(model, pattern))
+        except ValueError:
+            continue
+        applied += 1
+        for target in pruner.targets:
+            for param, ids in target.group_ids.items():
+                inside = ids[ids >= 0]
+                assert int(inside.max()) < target.num_groups and int(inside.min()) >= 0, (name, param)
+            assert int(target.group_sizes.sum()) == sum(int((ids >= 0).sum()) for ids in target.group_ids.values())
+        fixed = pruner.pattern.fixed_sparsity
+        masks = pruner.masks(None if fixed is not None else 0.5)
+        pruned = sum(int((~m).sum()) for m in masks.values())
+        total = sum(t.numel for t in pruner.targets)
+        assert abs(pruned / total - (fixed if fixed is not None else 0.5)) <= 0.05, (name, pattern)
+    assert applied, f"{pattern} applies to none of {PATTERN_MODELS}"
+
+
+def _unfit(model, pattern):
+    from workbench.layer_fit import unfit_layers
+
+    return list(unfit_layers(model, "magnitude", pattern))
