@@ -91,7 +91,23 @@ def vit_params(c: TransformerConfig) -> int:
     )
 
 
-FORMULAS = {"mlp": mlp_params, "cnn": cnn_params, "transformer": vit_params, "mlp2d": mlp_params}
+def cnn1d_params(c) -> int:
+    """Conv1d weights (no bias) + BatchNorm γ, β per stage, then the Linear over channels × remaining length."""
+    total, channels, length = 0, c.in_channels, c.length
+    for width in c.widths:
+        total += width * channels * c.kernel_size + 2 * width
+        channels, length = width, (length - 1) // 2 + 1
+    return total + channels * length * c.num_classes + c.num_classes
+
+
+FORMULAS = {
+    "mlp": mlp_params,
+    "cnn": cnn_params,
+    "transformer": vit_params,
+    "mlp2d": mlp_params,
+    "mlp1d": mlp_params,
+    "cnn1d": cnn1d_params,
+}
 
 
 # ---------------------------------------------------------------- registry and forward
@@ -136,7 +152,7 @@ def test_parameter_count_matches_sum_of_numel_and_formula(name):
 
 
 def test_default_parameter_counts():
-    assert [count_parameters(default_model(n)) for n in INPUT_SHAPES] == [50610, 112106, 69066, 4547]
+    assert [count_parameters(default_model(n)) for n in INPUT_SHAPES] == [50610, 112106, 69066, 4547, 15210, 34410]
 
 
 def test_mlp_layers_and_flattening():
