@@ -34,5 +34,15 @@ def test_each_schedule_is_recorded_once(app):
     assert app.recording is cubic, "a schedule seen before is looked up, not recorded again"
     middle = len(cubic.frames) // 2
     app.slider.value = middle
-    linear = app.runs["linear"][0]
+    linear = app.runs[("magnitude", "linear")][0]
     assert linear.frames[middle].sparsity <= cubic.frames[middle].sparsity + 1e-9, "cubic prunes early, linear evenly"
+
+
+def test_methods_record_their_own_runs(app):
+    app.method.value = "magnitude, neurons, progressive"
+    frame = app.recording.frames[-1]
+    mask = frame.masks["fc1.weight"]
+    assert app.state["method"] == "magnitude, neurons, progressive"
+    assert bool((mask.all(1) | ~mask.any(1)).all()), "whole neurons at the end"
+    assert app.state["sparsity"] <= 0.9 + 1e-9
+    app.method.value = "magnitude"

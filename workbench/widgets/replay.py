@@ -1,14 +1,14 @@
-"""The replay app: pick a schedule, press play, watch a run prune while it trains.
+"""The replay app: pick a method and a schedule, press play, watch a run prune while it trains.
 
-Each schedule choice records one gradual-pruning run of the shipped mlp on digits (``record_gradual``; kept
+Each (method, schedule) choice records one gradual-pruning run of the shipped mlp on digits (``record_gradual``; kept
 for a quick return), then the ``Play`` button and the step slider only look frames up and redraw the changing
 artists: the layer's mask, its weight histogram and the marker on the timeline.
 
 Example:
     >>> app = ReplayApp(epochs=2)
     >>> app.slider.value = len(app.recording.frames) - 1  # the last frame: what a user's drag does
-    >>> round(app.state["sparsity"], 2), app.state["schedule"]
-    (0.9, 'cubic')
+    >>> round(app.state["sparsity"], 2), app.state["schedule"], app.state["method"]
+    (0.9, 'cubic', 'magnitude')
 """
 
 from __future__ import annotations
@@ -27,10 +27,19 @@ from .app import App, figure_image
 from .controller import Controller
 
 KEPT_RUNS = 6  # recorded runs kept for a quick return
+# Methods of pruning while training: the criterion the GradualPruner ranks by, its pattern, and whether what a
+# pruning step removes fades out until the next one (progressive) or goes at once.
+METHODS = {
+    "magnitude": {"criterion": "magnitude"},
+    "movement": {"criterion": "movement"},
+    "snip_momentum": {"criterion": "snip_momentum"},
+    "magnitude, neurons": {"criterion": "magnitude", "pattern": "neuron"},
+    "magnitude, neurons, progressive": {"criterion": "magnitude", "pattern": "neuron", "progressive": True},
+}
 
 
 class ReplayApp(App):
-    """Schedule dropdown, play button and step slider over recorded gradual-pruning runs of the shipped mlp.
+    """Method and schedule dropdowns, play button and step slider over recorded gradual-pruning runs of the mlp.
 
     Args:
         final: the sparsity every schedule ends at.
@@ -38,12 +47,13 @@ class ReplayApp(App):
         layer: the weight whose mask and histogram are shown.
     """
 
-    CHOICES = ("schedule",)
+    CHOICES = ("method", "schedule")
 
     def __init__(self, final: float = 0.9, epochs: int = 4, layer: str = "fc1.weight"):
         self.final, self.epochs, self.layer = final, epochs, layer
         self.data = load_dataset("digits")
-        self.runs: OrderedDict[str, tuple[Recording, ReplayFigure]] = OrderedDict()
+        self.runs: OrderedDict[tuple[str, str], tuple[Recording, ReplayFigure]] = OrderedDict()
+        self.method = widgets.Dropdown(options=tuple(METHODS), value="magnitude", description="method")
         self.schedule = widgets.Dropdown(options=tuple(SCHEDULES), value="cubic", description="schedule")
         self.slider = widgets.IntSlider(value=0, min=0, max=1, description="frame", continuous_update=True)
         self.play = widgets.Play(value=0, min=0, max=1, interval=150, description="play")
@@ -52,33 +62,52 @@ class ReplayApp(App):
         self.status = widgets.HTML()
         self.update_ms: list[float] = []
         self.state: dict = {}
-        self.controller = Controller({"schedule": self.schedule, "frame": self.slider}, show_error=self.show_error)
+        controls = {"method": self.method, "schedule": self.schedule, "frame": self.slider}
+        self.controller = Controller(controls, show_error=self.show_error)
         self.controller.register(self.show)
-        self.widget = widgets.VBox([widgets.HBox([self.schedule, self.play, self.slider]), self.status, self.image])
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.method, self.schedule]),
+                widgets.HBox([self.play, self.slider]),
+                self.status,
+                self.image,
+            ]
+        )
         self.controller.refresh()
 
-    def _run(self, kind: str) -> tuple[Recording, ReplayFigure]:
-        if kind in self.runs:
-            self.runs.move_to_end(kind)
-            return self.runs[kind]
+    def _run(self, method: str, kind: str) -> tuple[Recording, ReplayFigure]:
+        key = (method, kind)
+        if key in self.runs:
+            self.runs.move_to_end(key)
+            return self.runs[key]
         steps = self.epochs * -(-len(self.data.train) // 64)  # wb.train's default batch of 64
-        plan = schedule(kind, 0.0, self.final, 0, int(0.75 * steps), max(1, steps // 20))
+        every = max(2, steps // 20)
+        plan = schedule(kind, 0.0, self.final, 0, int(0.75 * steps), every)
+        options = dict(METHODS[method])
+        if options.pop("progressive", False):
+            options["progressive"] = every - 1
         recording = record_gradual(
-            pretrained("mlp"), self.data, plan, epochs=self.epochs, frame_every=max(1, steps // 40), method=kind
+            pretrained("mlp"),
+            self.data,
+            plan,
+            epochs=self.epochs,
+            frame_every=max(1, steps // 40),
+            method=f"{method} · {kind}",
+            **options,
         )
-        self.runs[kind] = (recording, ReplayFigure(recording, self.layer))
+        self.runs[key] = (recording, ReplayFigure(recording, self.layer))
         if len(self.runs) > KEPT_RUNS:
             self.runs.popitem(last=False)
-        return self.runs[kind]
+        return self.runs[key]
 
     @property
     def recording(self) -> Recording:
-        return self.runs[self.controller.params["schedule"]][0]
+        return self.runs[(self.controller.params["method"], self.controller.params["schedule"])][0]
 
     def show(self, params: dict) -> None:
         """Look the frame up in the chosen run (recording it first if new) and redraw what changed."""
         start = time.perf_counter()
-        recording, view = self._run(params["schedule"])
+        recording, view = self._run(params["method"], params["schedule"])
         last = len(recording.frames) - 1
         if self.slider.max != last:
             self.controller.set_quietly("frame", max=last, value=min(params["frame"], last))
@@ -90,6 +119,7 @@ class ReplayApp(App):
         elapsed = 1000 * (time.perf_counter() - start)
         self.update_ms.append(elapsed)
         self.state = {
+            "method": params["method"],
             "schedule": params["schedule"],
             "frame": index,
             "step": frame.step,
