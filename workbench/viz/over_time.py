@@ -1,4 +1,7 @@
-"""Pruning over time: accuracy before and after each fine-tune of an iterative run.
+"""Pruning over time: accuracy before and after fine-tuning.
+
+``plot_iterative`` draws an iterative run (a drop after each pruning step, the recovery of its fine-tune);
+``plot_recovery`` compares accuracy-against-sparsity curves (one-shot, fine-tuned, iterative).
 
 Example:
     >>> from workbench.iterative import IterativeHistory, Round
@@ -10,7 +13,20 @@ Example:
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Mapping, Sequence
+
+import numpy as np
 from matplotlib.figure import Figure
+
+MARKERS = ("o", "s", "^", "v", "D", "P", "X")
+
+
+def _values(values) -> np.ndarray:
+    """A tensor, array or sequence as a flat float64 NumPy array."""
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    return np.asarray(values, dtype=np.float64).ravel()
 
 
 def plot_iterative(history, ax=None) -> Figure:
@@ -30,5 +46,46 @@ def plot_iterative(history, ax=None) -> Figure:
     ax.axhline(100 * history.dense_accuracy, color="0.4", linestyle=":", linewidth=1)
     ax.set(xlabel="sparsity (%)", ylabel=f"{history.split} accuracy (%)", xlim=(-2, 100))
     ax.legend(fontsize="small", loc="lower left")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_recovery(
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    dense_accuracy: float | None = None,
+    *,
+    split: str = "test",
+    xlabel: str = "sparsity (%)",
+    ax=None,
+) -> Figure:
+    """Accuracy against sparsity, one line per curve, and the dense model's accuracy as a dotted line.
+
+    Args:
+        curves: label → (sparsities, accuracies), both fractions in [0, 1]; drawn in percent, in order.
+        dense_accuracy: the unpruned model's accuracy (a fraction), or None for no line.
+        split, xlabel: axis texts (the y axis reads "<split> accuracy (%)").
+
+    Example:
+        >>> fig = plot_recovery({"one-shot": ([0.5, 0.9], [0.95, 0.48]), "fine-tuned": ([0.5, 0.9], [0.98, 0.96])}, 0.975)
+        >>> one_shot, tuned, dense = fig.axes[0].lines
+        >>> one_shot.get_label(), one_shot.get_ydata().tolist(), tuned.get_xdata().tolist()
+        ('one-shot', [95.0, 48.0], [50.0, 90.0])
+    """
+    if not curves:
+        raise ValueError("no curves to plot")
+    if ax is None:
+        fig = Figure(figsize=(5.5, 3.4), layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    for (label, (sparsities, accuracies)), marker in zip(curves.items(), itertools.cycle(MARKERS)):
+        x, y = 100 * _values(sparsities), 100 * _values(accuracies)
+        if x.shape != y.shape:
+            raise ValueError(f"curve {label!r}: {x.size} sparsities but {y.size} accuracies")
+        ax.plot(x, y, marker=marker, markersize=5, label=label)
+    if dense_accuracy is not None:
+        ax.axhline(100 * dense_accuracy, color="0.4", linestyle=":", linewidth=1, label="dense")
+    ax.set(xlabel=xlabel, ylabel=f"{split} accuracy (%)", ylim=(0, 102))
+    ax.legend(fontsize="small", loc="best")
     ax.grid(alpha=0.3)
     return fig
