@@ -22,6 +22,8 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from .render import axes_for
+
 MARKERS = ("o", "s", "^", "v", "D", "P", "X")
 ZERO_COLOR = "tab:red"
 
@@ -35,11 +37,7 @@ def _values(values) -> np.ndarray:
 
 def plot_iterative(history, ax=None) -> Figure:
     """Accuracy against sparsity: a drop after each pruning step and the recovery of its fine-tune."""
-    if ax is None:
-        fig = Figure(figsize=(5.5, 3.2), layout="constrained")
-        ax = fig.add_subplot()
-    else:
-        fig = ax.figure
+    fig, ax = axes_for(ax, (5.5, 3.2))
     sparsity = [100 * r.sparsity for r in history.rounds]
     pruned = [100 * r.accuracy_pruned for r in history.rounds]
     tuned = [100 * r.accuracy_tuned for r in history.rounds]
@@ -70,18 +68,15 @@ def plot_recovery(
         split, xlabel: axis texts (the y axis reads "<split> accuracy (%)").
 
     Example:
-        >>> fig = plot_recovery({"one-shot": ([0.5, 0.9], [0.95, 0.48]), "fine-tuned": ([0.5, 0.9], [0.98, 0.96])}, 0.975)
+        >>> curves = {"one-shot": ([0.5, 0.9], [0.95, 0.48]), "fine-tuned": ([0.5, 0.9], [0.98, 0.96])}
+        >>> fig = plot_recovery(curves, 0.975)
         >>> one_shot, tuned, dense = fig.axes[0].lines
         >>> one_shot.get_label(), one_shot.get_ydata().tolist(), tuned.get_xdata().tolist()
         ('one-shot', [95.0, 48.0], [50.0, 90.0])
     """
     if not curves:
         raise ValueError("no curves to plot")
-    if ax is None:
-        fig = Figure(figsize=(5.5, 3.4), layout="constrained")
-        ax = fig.add_subplot()
-    else:
-        fig = ax.figure
+    fig, ax = axes_for(ax, (5.5, 3.4))
     for (label, (sparsities, accuracies)), marker in zip(curves.items(), itertools.cycle(MARKERS)):
         x, y = 100 * _values(sparsities), 100 * _values(accuracies)
         if x.shape != y.shape:
@@ -103,7 +98,8 @@ def plot_weight_distributions(weights: Mapping[str, object], *, bins: int = 40, 
 
     Example:
         >>> import torch
-        >>> fig = plot_weight_distributions({"shrunk": torch.tensor([0.1, -0.02, 0.3]), "sparse": torch.tensor([0.0, 0.0, 0.5])})
+        >>> weights = {"shrunk": torch.tensor([0.1, -0.02, 0.3]), "sparse": torch.tensor([0.0, 0.0, 0.5])}
+        >>> fig = plot_weight_distributions(weights)
         >>> [int(ax.patches[-1].get_height()) for ax in fig.axes]  # the bar of exact zeros
         [0, 2]
     """
@@ -157,7 +153,8 @@ def plot_histograms_over_time(
     that are exactly zero at a snapshot is written on its right.
 
     Example:
-        >>> fig = plot_histograms_over_time([{"fc1": [1.0, 0.9, 1.1]}, {"fc1": [0.0, 0.5, 0.8]}, {"fc1": [0.0, 0.0, 0.6]}])
+        >>> epochs = [{"fc1": [1.0, 0.9, 1.1]}, {"fc1": [0.0, 0.5, 0.8]}, {"fc1": [0.0, 0.0, 0.6]}]
+        >>> fig = plot_histograms_over_time(epochs)
         >>> [text.get_text() for text in fig.axes[0].texts]
         ['1 at 0', '2 at 0']
     """
