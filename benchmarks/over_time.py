@@ -102,8 +102,9 @@ def part_shrink() -> None:
         f"test accuracy {dense_test:.2%}, val {dense_val:.2%} (1,000 test signals: one = 0.1 pp)\n"
     )
     print(
-        "| filters removed | criterion | fine-tune | params | FLOPs | FLOPs cut | test acc shrunk | test acc fine-tuned "
-        "| val acc fine-tuned | loss (pp) | ≤ 1 pp | fine-tune time (s) |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| filters removed | criterion | fine-tune | params | FLOPs | FLOPs cut | test acc shrunk "
+        "| test acc fine-tuned | val acc fine-tuned | loss (pp) | ≤ 1 pp | fine-tune time (s) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     rows = []
     for sparsity, criterion, epochs, lr in SHRINK_TRIALS:
@@ -118,7 +119,8 @@ def part_shrink() -> None:
         loss = 100 * (dense_test - after)
         rows.append((val, cut, sparsity, criterion, epochs, lr, costs, after, loss))
         print(
-            f"| {sparsity:.0%} | {criterion} | {epochs} ep, lr {lr:g} | {costs.params:,} | {costs.flops:,} | {cut:.2f}× "
+            f"| {sparsity:.0%} | {criterion} | {epochs} ep, lr {lr:g} | {costs.params:,} | {costs.flops:,} "
+            f"| {cut:.2f}× "
             f"| {before:.2%} | {after:.2%} | {val:.2%} | {loss:.1f} | {'yes' if loss <= 1 + 1e-9 else 'no'} "
             f"| {seconds:.1f} |",
             flush=True,
