@@ -31,7 +31,7 @@ def plot_timeline(recording, ax=None) -> Figure:
     ax.set_zorder(sparsity_ax.get_zorder() + 1)
     ax.patch.set_visible(False)
     ax.plot(steps, [100 * f.accuracy for f in recording.frames], color="tab:blue", label="val accuracy (%)")
-    ax.plot(steps, [100 * min(f.loss, 1.0) for f in recording.frames], color="tab:red", label="train loss (×100)")
+    ax.plot(steps, [100 * min(f.loss, 1.0) for f in recording.frames], color="tab:red", label="train loss ×100 (cut at 100)")
     for step in recording.schedule.pruning_steps():
         if step <= steps[-1]:
             ax.axvline(step, color="0.6", linewidth=0.6, linestyle=":")
@@ -76,7 +76,7 @@ class ReplayFigure:
         self.bars = hist_ax.bar(centers, first.histograms[layer], width=0.9, color=CURVE)
         peak = max(int(frame.histograms[layer].max()) for frame in recording.frames)
         hist_ax.set(ylim=(0, 1.05 * peak), xlabel="|w| (log bins; pruned weights in the first, at 0)", ylabel="count")
-        ticks = [0, *range(1, len(recording.bins), 8)]
+        ticks = [0, *range(9, len(recording.bins), 8)]  # 0 (pruned) apart from the log-spaced ticks
         hist_ax.set_xticks(ticks, ["0", *(f"{recording.bins[t]:.0e}" for t in ticks[1:])], fontsize=7)
         hist_ax.set_title("weight magnitudes", fontsize=10)
         timeline_ax = self.figure.add_subplot(grid[1, :])
