@@ -47,7 +47,7 @@ RECIPES: dict[str, Recipe] = {
     "cnn": Recipe(epochs=30, lr=3e-3, shift_augment=1),
     "transformer": Recipe(epochs=150, lr=3e-3, weight_decay=0.05, shift_augment=1),
     "mlp2d": Recipe(epochs=150, lr=1e-2, batch_size=32),
-    "mlp1d": Recipe(epochs=100, lr=1e-2, weight_decay=0.0, batch_size=32, shift_augment=4),
+    "mlp1d": Recipe(epochs=100, lr=5e-3, weight_decay=1e-2, batch_size=64, shift_augment=3),
     "cnn1d": Recipe(epochs=100, lr=5e-3, batch_size=100),
 }
 
