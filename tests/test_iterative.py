@@ -77,3 +77,20 @@ def test_an_interrupted_run_keeps_the_last_pruning_step(digits, monkeypatch):
     assert wb.sparsity_report(model).sparsity == pytest.approx(expected, abs=1e-4)
     with torch.no_grad():
         assert model(digits.test.tensors[0][:4]).shape == (4, 10)
+
+
+def test_train_options_reach_each_retraining(digits, monkeypatch):
+    seen = []
+    monkeypatch.setattr(wb.iterative, "train", lambda model, data, **kwargs: seen.append(kwargs))
+    wb.iterative_prune(
+        wb.pretrained("mlp"),
+        digits,
+        0.5,
+        rounds=2,
+        epochs=1,
+        progress=False,
+        train_options={"batch_size": 32, "weight_decay": 0.0},
+    )
+    assert [(k["batch_size"], k["weight_decay"]) for k in seen] == [(32, 0.0), (32, 0.0)]
+    with pytest.raises(ValueError, match="train_options takes no 'epochs'"):
+        wb.iterative_prune(wb.pretrained("mlp"), digits, 0.5, rounds=1, progress=False, train_options={"epochs": 3})

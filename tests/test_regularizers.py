@@ -109,3 +109,13 @@ def test_network_slimming_cut_masks_the_filters_of_small_gammas(shipped):
 def test_bad_regularizers_are_refused_and_change_nothing(make, message):
     model = wb.pretrained("mlp")
     assert_refused(model, make, message)
+
+
+def test_cut_to_a_sparsity(shipped):
+    model = shipped("mlp")
+    hook = wb.regularizers.group_lasso(model, "neuron")
+    result = hook.cut(model, sparsity=0.25)
+    rows = sum(int((~m.any(1)).sum()) for m in result.masks.values())
+    assert rows == round(0.25 * 400), "a quarter of fc1's and fc2's 400 neurons, the weakest first"
+    with pytest.raises(ValueError, match="threshold or a sparsity"):
+        hook.cut(model)

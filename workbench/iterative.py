@@ -29,6 +29,8 @@ from .reports import check_sparsity
 from .schedules import schedule as make_schedule
 from .train import evaluate, train
 
+TRAIN_OPTIONS = {"batch_size", "weight_decay", "augment", "device", "loss_hook", "step_hook"}
+
 
 @dataclass
 class Round:
@@ -73,6 +75,7 @@ def iterative_prune(
     split: str = "val",
     seed: int = 0,
     progress: bool = True,
+    train_options: dict | None = None,
     **prune_options,
 ) -> IterativeHistory:
     """Prune ``model`` in place to ``sparsity`` in ``rounds`` rounds of prune → fine-tune.
@@ -88,6 +91,8 @@ def iterative_prune(
         criterion, pattern, scope, **prune_options: as ``wb.prune`` (``exclude``, ``reduce``, ``normalize``,
             ``criterion_options``).
         progress: one ``tqdm`` bar for the whole run (rounds), none for each fine-tune.
+        train_options: more keyword arguments of ``wb.train`` for each retraining (``batch_size``,
+            ``weight_decay``, ``augment``, ``device``…), e.g. the model's own training recipe.
 
     If interrupted (KeyboardInterrupt), the model keeps the masks of the last finished pruning step.
     """
@@ -100,6 +105,8 @@ def iterative_prune(
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
     if not (hasattr(data, "train") and hasattr(data, split)):
         raise ValueError("data must be a DatasetSplits from wb.load_dataset (train, val and test splits)")
+    if unknown := sorted(set(train_options or {}) - TRAIN_OPTIONS):
+        raise ValueError(f"train_options takes no {unknown[0]!r}; it takes: {', '.join(sorted(TRAIN_OPTIONS))}")
     targets = make_schedule(schedule, 0.0, sparsity, 0, rounds, 1)
     measured = getattr(data, split)
     # One trial pruning checks every argument before the model is touched.
@@ -122,6 +129,7 @@ def iterative_prune(
             lr_schedule="cosine" if lr_rewind else "constant",
             seed=seed + index,
             progress=False,
+            **(train_options or {}),
         )
         history.rounds.append(
             Round(index, result.sparsity, pruned, evaluate(model, measured), time.perf_counter() - start)

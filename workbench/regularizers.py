@@ -26,7 +26,7 @@ from torch import nn
 from .criteria import following_batchnorm
 from .masks import apply_masks, dense_parameter, get_masks, qualified
 from .patterns import Target, build_targets
-from .reports import PruneResult, report_from_masks
+from .reports import PruneResult, check_sparsity, report_from_masks
 
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 EPSILON = 1e-12  # keeps the gradient of a group norm finite at zero
@@ -109,9 +109,16 @@ class Regularizer:
 
         return hook
 
-    def cut(self, model: nn.Module, threshold: float) -> PruneResult:
-        """Mask every group whose norm is at most ``threshold`` (one group per layer always stays)."""
+    def cut(self, model: nn.Module, threshold: float | None = None, *, sparsity: float | None = None) -> PruneResult:
+        """Mask every group whose norm is at most ``threshold`` (one group per layer always stays); or, with
+        ``sparsity``, the weakest groups until that fraction of the groups (over all layers) is masked."""
         norms = self.group_norms(model)
+        if (threshold is None) == (sparsity is None):
+            raise ValueError("cut takes a threshold or a sparsity (one of them)")
+        if sparsity is not None:
+            everything = torch.cat(list(norms.values())).double()
+            count = round(check_sparsity(sparsity) * len(everything))
+            threshold = float(everything.sort().values[count - 1]) if count else -1.0
         masks = {}
         for target, cut in zip(self.targets, self.cut_targets):
             keep = norms[target.name] > threshold

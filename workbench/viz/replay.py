@@ -31,7 +31,9 @@ def plot_timeline(recording, ax=None) -> Figure:
     ax.set_zorder(sparsity_ax.get_zorder() + 1)
     ax.patch.set_visible(False)
     ax.plot(steps, [100 * f.accuracy for f in recording.frames], color="tab:blue", label="val accuracy (%)")
-    ax.plot(steps, [100 * min(f.loss, 1.0) for f in recording.frames], color="tab:red", label="train loss ×100 (cut at 100)")
+    ax.plot(
+        steps, [100 * min(f.loss, 1.0) for f in recording.frames], color="tab:red", label="train loss ×100 (cut at 100)"
+    )
     for step in recording.schedule.pruning_steps():
         if step <= steps[-1]:
             ax.axvline(step, color="0.6", linewidth=0.6, linestyle=":")
