@@ -43,7 +43,8 @@ def plot_timeline(recording, ax=None) -> Figure:
 
 
 def plot_mask_film(recording, layer: str, count: int = 6) -> Figure:
-    """``count`` frames of one layer's mask, evenly spread over the run (dark = kept weight)."""
+    """``count`` frames of one layer's mask, evenly spread over the run (dark = kept weight), each titled with its
+    step and this layer's sparsity."""
     indices = np.unique(np.linspace(0, len(recording.frames) - 1, count).round().astype(int))
     fig = Figure(figsize=(1.6 * len(indices), 2.0), layout="constrained")
     for position, index in enumerate(indices, start=1):
@@ -52,7 +53,7 @@ def plot_mask_film(recording, layer: str, count: int = 6) -> Figure:
         mask = frame.masks[layer]
         shown = mask.reshape(mask.shape[0], -1).float().numpy()
         ax.imshow(shown, cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
-        ax.set(xticks=[], yticks=[], title=f"step {frame.step}\n{frame.sparsity:.0%}")
+        ax.set(xticks=[], yticks=[], title=f"step {frame.step}\n{1 - float(mask.float().mean()):.0%} pruned")
         ax.title.set_fontsize(8)
     return fig
 
