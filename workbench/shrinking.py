@@ -44,7 +44,23 @@ def shrink_with_report(
     exclude=(),
     criterion_options=None,
 ) -> tuple[nn.Module, ShrinkReport]:
-    """``shrink``, also returning the ``ShrinkReport`` (shapes before → after, parameters, notes, timings)."""
+    """A smaller plain copy of ``model`` without its pruned units, and the ``ShrinkReport`` (shapes before → after,
+    parameters, notes, timings); the original is not modified.
+
+    Args:
+        model: a masked model (structured masks from ``wb.prune``) or any model when ``sparsity`` is given.
+        example_inputs: a batch (tensor or tuple) to trace the model with; workbench models make their own.
+        masks: bool masks by parameter name to shrink instead of the model's own (``PruneResult.masks``).
+        sparsity: fraction of each dependency group's units to remove now (None: shrink the masks).
+        pattern: "neuron" or "filter" (coupled channel groups), "head" (attention heads), None (all groups).
+        criterion: a name from ``workbench.criteria.CRITERIA`` (e.g. "l1", "l2", "fpgm", "bn_scale",
+            "apoz", "taylor", "random").
+        scope: "local" (every group the same fraction) or "global" (one ranking across groups).
+        data: what data-driven criteria score on.
+        keep_multiple: round the kept units of each group up to a multiple of this.
+        exclude: module names or globs whose output groups stay whole.
+        criterion_options: keyword options of the criterion (e.g. ``{"max_batches": 2}``).
+    """
     if sparsity is None:
         if pattern is not None or exclude or criterion_options:
             raise ValueError(
@@ -74,46 +90,9 @@ def shrink_with_report(
     return small, report
 
 
-def shrink(
-    model: nn.Module,
-    example_inputs=None,
-    *,
-    masks=None,
-    sparsity=None,
-    pattern=None,
-    criterion="l1",
-    scope="local",
-    data=None,
-    keep_multiple: int = 1,
-    exclude=(),
-    criterion_options=None,
-) -> nn.Module:
+def shrink(model: nn.Module, example_inputs=None, **options) -> nn.Module:
     """A smaller plain copy of ``model`` without its pruned units; the original is not modified.
 
-    Args:
-        model: a masked model (structured masks from ``wb.prune``) or any model when ``sparsity`` is given.
-        example_inputs: a batch (tensor or tuple) to trace the model with; workbench models make their own.
-        masks: bool masks by parameter name to shrink instead of the model's own (``PruneResult.masks``).
-        sparsity: fraction of each dependency group's units to remove now (None: shrink the masks).
-        pattern: "neuron" or "filter" (coupled channel groups), "head" (attention heads), None (all groups).
-        criterion: a name from ``workbench.criteria.CRITERIA`` (e.g. "l1", "l2", "fpgm", "bn_scale",
-            "apoz", "taylor", "random").
-        scope: "local" (every group the same fraction) or "global" (one ranking across groups).
-        data: what data-driven criteria score on.
-        keep_multiple: round the kept units of each group up to a multiple of this.
-        exclude: module names or globs whose output groups stay whole.
-        criterion_options: keyword options of the criterion (e.g. ``{"max_batches": 2}``).
+    Takes the arguments of ``shrink_with_report`` and returns only the model.
     """
-    return shrink_with_report(
-        model,
-        example_inputs,
-        masks=masks,
-        sparsity=sparsity,
-        pattern=pattern,
-        criterion=criterion,
-        scope=scope,
-        data=data,
-        keep_multiple=keep_multiple,
-        exclude=exclude,
-        criterion_options=criterion_options,
-    )[0]
+    return shrink_with_report(model, example_inputs, **options)[0]
