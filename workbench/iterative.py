@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import time
+from copy import deepcopy
 from dataclasses import asdict, dataclass, field
 
 from torch import nn
@@ -136,3 +137,35 @@ def iterative_prune(
         )
         bar.set_postfix(sparsity=f"{result.sparsity:.1%}", accuracy=f"{history.rounds[-1].accuracy_tuned:.1%}")
     return history
+
+
+def fine_tune_curve(
+    model: nn.Module,
+    data,
+    sparsities,
+    *,
+    epochs: int = 5,
+    lr: float = 3e-3,
+    criterion: str = "magnitude",
+    pattern: str = "unstructured",
+    scope: str = "local",
+    split: str = "test",
+    seed: int = 0,
+    exclude=(),
+) -> list[dict]:
+    """Accuracy at each sparsity right after one-shot pruning and after ``epochs`` of fine-tuning (masks kept on).
+
+    Each point prunes a fresh copy of ``model`` (left untouched), so the two curves can be drawn side by side.
+    """
+    if split not in ("val", "test"):
+        raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+    pruner = Pruner(model, criterion, pattern, scope, data=data.train, exclude=exclude)
+    rows = []
+    for sparsity in sparsities:
+        copy = deepcopy(model)
+        tuned = Pruner(copy, criterion, pattern, scope, data=data.train, exclude=exclude, scores=pruner.scores)
+        tuned.apply(None if tuned.pattern.fixed_sparsity is not None else sparsity)
+        pruned = evaluate(copy, getattr(data, split))
+        train(copy, data, epochs=epochs, lr=lr, seed=seed, progress=False)
+        rows.append({"sparsity": float(sparsity), "pruned": pruned, "fine_tuned": evaluate(copy, getattr(data, split))})
+    return rows
