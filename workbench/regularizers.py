@@ -57,13 +57,12 @@ class Regularizer:
     def penalty(self, model: nn.Module) -> torch.Tensor:
         total = 0.0
         for target in self.targets:
-            for weight, _, inside in self._values(model, target):
-                if self.kind == "l1":
-                    total = total + weight[inside].abs().sum()
-                elif self.kind == "l2":
-                    total = total + weight[inside].square().sum()
             if self.kind == "group":
                 total = total + (self._squared_norms(model, target) + EPSILON).sqrt().sum()
+                continue
+            for weight, _, inside in self._values(model, target):
+                chosen = weight[inside]
+                total = total + (chosen.abs() if self.kind == "l1" else chosen.square()).sum()
         return torch.as_tensor(total)
 
     def _squared_norms(self, model: nn.Module, target: Target) -> torch.Tensor:
