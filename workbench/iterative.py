@@ -110,15 +110,17 @@ def iterative_prune(
         raise ValueError(f"train_options takes no {unknown[0]!r}; it takes: {', '.join(sorted(TRAIN_OPTIONS))}")
     targets = make_schedule(schedule, 0.0, sparsity, 0, rounds, 1)
     measured = getattr(data, split)
-    # One trial pruning checks every argument before the model is touched.
-    Pruner(model, criterion, pattern, scope, data=data.train, **prune_options)
+    # The first round's pruner checks every argument before the model is touched.
+    first = Pruner(model, criterion, pattern, scope, data=data.train, compose=bool(get_masks(model)), **prune_options)
     history = IterativeHistory(evaluate(model, measured), split)
     bar = tqdm(range(1, rounds + 1), desc="iterative pruning", disable=not progress)
     for index in bar:
         start = time.perf_counter()
         target = targets(index)
-        pruner = Pruner(
-            model, criterion, pattern, scope, data=data.train, compose=bool(get_masks(model)), **prune_options
+        pruner = (
+            first
+            if index == 1
+            else Pruner(model, criterion, pattern, scope, data=data.train, compose=True, **prune_options)
         )
         result = pruner.apply(target)
         pruned = evaluate(model, measured)
