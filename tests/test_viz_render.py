@@ -4,6 +4,8 @@ colour first shown after the first frame comes out exact, and the same picture a
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 
 import numpy as np
 from matplotlib.colors import ListedColormap, to_rgba
@@ -63,3 +65,20 @@ def test_artist_colors():
     assert artist_colors(ax.text(0, 0, "t", color="0.2")) == ["0.2"]
     mask = ax.imshow(np.eye(2), cmap=ListedColormap(["#f4f1ea", "#1f4e79"]))
     assert [tuple(color) for color in artist_colors(mask)] == [to_rgba("#f4f1ea"), to_rgba("#1f4e79")]
+
+
+def test_a_returned_figure_shows_as_an_image_in_ipython():
+    # In a fresh IPython shell a pyplot-free Figure shows only as "<Figure size ...>" until workbench.viz is imported.
+    script = (
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "from matplotlib.figure import Figure\n"
+        "shell = InteractiveShell.instance()\n"
+        "figure = Figure(figsize=(2, 2))\n"
+        "figure.add_subplot().plot([0, 1])\n"
+        "before = sorted(shell.display_formatter.format(figure)[0])\n"
+        "import workbench.viz\n"
+        "after = shell.display_formatter.format(figure)[0]\n"
+        "print(before, sorted(after), after['image/png'][:4])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "['text/plain'] ['image/png', 'text/plain'] b'\\x89PNG'", done.stdout + done.stderr
