@@ -1,8 +1,9 @@
 """Serve the dashboard notebook with Voilà on 127.0.0.1 until Ctrl-C: what ``workbench app`` runs.
 
-The notebook (``workbench/dashboard.ipynb``, shipped as package data) is a title and ``Dashboard()``; Voilà runs it
-in a kernel of this Python and shows its output without the code. Binder opens the same file through Jupyter
-Server's Voilà extension (``?urlpath=voila/render/workbench/dashboard.ipynb``).
+The notebook (``workbench/app/dashboard.ipynb``, shipped as package data) is a title and ``Dashboard()``; Voilà runs
+it in a kernel of this Python, in its folder (which holds no Python modules that could shadow others), and shows its
+output without the code. Binder opens the same file through Jupyter Server's Voilà extension
+(``?urlpath=voila/render/workbench/app/dashboard.ipynb``).
 
 Example:
     >>> NOTEBOOK.name, NOTEBOOK.is_file()
@@ -22,7 +23,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "dashboard.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[1] / "app" / "dashboard.ipynb"
 HOST = "127.0.0.1"  # only this computer can open the app: its kernel runs code
 
 
