@@ -178,15 +178,28 @@ def test_each_tab_renders_its_app_and_its_slider_answers_the_keyboard(page, inde
     assert page.console_errors == []
 
 
-def test_tabs_are_reached_and_switched_with_the_keyboard(page):
+def press_tab_until(page, selector: str, presses: int = 12) -> None:
+    """Press Tab until the focused element is inside ``selector``."""
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        if page.evaluate("s => document.activeElement.closest(s) !== null", selector):
+            return
+    pytest.fail(f"{presses} presses of Tab never reached {selector}")
+
+
+def test_tabs_and_sliders_are_reached_and_moved_with_the_keyboard(page):
     show_tab(page, 0)
     page.locator("body").click(position={"x": 5, "y": 5})
-    for _ in range(12):
-        page.keyboard.press("Tab")
-        if page.evaluate("document.activeElement.closest('.lm-TabBar') !== null"):
-            break
-    else:
-        pytest.fail("Tab never reached the tab bar")
+    press_tab_until(page, ".lm-TabBar")
     page.keyboard.press("ArrowRight")
     page.keyboard.press("Enter")
     page.locator(".lm-TabBar-tab.lm-mod-current").filter(has_text=TABS[1].title).wait_for(timeout=10_000)
+    panel = page.locator(PANEL)
+    readout = panel.locator(".widget-readout").first.inner_text()
+    press_tab_until(page, f"{PANEL} .noUi-handle")  # past the explorer's dropdowns to its slider
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        "([el, old]) => el.innerText !== old",
+        arg=[panel.locator(".widget-readout").first.element_handle(), readout],
+        timeout=30_000,
+    )
