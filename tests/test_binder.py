@@ -1,8 +1,11 @@
-"""The Binder environment (binder/requirements.txt) pins every runtime dependency and runs the notebooks.
+"""The Binder environment (binder/requirements.txt) pins every runtime dependency, serves the dashboard at the
+second badge's URL, and runs the notebooks.
 
-repo2docker builds the Binder image with ``pip install -r binder/requirements.txt`` run from the
-repository root; the slow test below does the same in a fresh virtual environment and then runs
-every notebook with nbval, so a missing or wrong pin shows up here rather than on mybinder.org.
+repo2docker builds the Binder image with ``pip install -r binder/requirements.txt`` run from the repository root; the
+slow test below does the same in a fresh virtual environment and then checks what only that environment can show:
+the pinned set installs, the package is installed with its data, Voilà's server extension is enabled, so that Jupyter
+Server (what Binder runs) answers the badge's ``voila/render/...`` URL with the dashboard, and a notebook runs there.
+(The main test suite already runs every notebook with nbval in the development environment.)
 """
 
 from __future__ import annotations
@@ -10,8 +13,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -22,6 +29,8 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[1]
 BINDER = ROOT / "binder"
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+README = ROOT / "README.md"
+NOTEBOOK_RUN_IN_BINDER = "notebooks/00_tour.ipynb"  # one notebook proves the kernel side; nbval runs them all elsewhere
 
 
 def _requirement_lines() -> list[str]:
@@ -79,10 +88,45 @@ def _venv_available() -> bool:
     return importlib.util.find_spec("venv") is not None and importlib.util.find_spec("ensurepip") is not None
 
 
+def dashboard_badge_path() -> str:
+    """The notebook path in the README's Binder badge that opens the dashboard (``?urlpath=voila/render/PATH``)."""
+    found = re.findall(r"mybinder\.org/v2/gh/[^)\s]*\?urlpath=voila/render/([^)\s&]+)", README.read_text())
+    assert len(found) == 1, f"the README needs one Binder badge opening the dashboard with Voilà, found {found}"
+    return found[0]
+
+
+def test_the_dashboard_badge_opens_the_shipped_dashboard_notebook():
+    from workbench.widgets.serve import NOTEBOOK
+
+    assert ROOT / dashboard_badge_path() == NOTEBOOK
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _get(url: str, server: subprocess.Popen, timeout_s: float) -> tuple[int, str]:
+    """GET ``url`` once ``server`` answers (retrying while it starts); its status and text."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode(errors="replace")
+        except (urllib.error.URLError, ConnectionError):
+            if server.poll() is not None:
+                return 0, f"the server exited with status {server.returncode} before answering"
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not _venv_available(), reason="python3 -m venv (with ensurepip) is not available")
-@pytest.mark.skipif(not any(ROOT.glob("notebooks/*.ipynb")), reason="no notebooks to run")
-def test_binder_environment_runs_the_notebooks(tmp_path):
+def test_binder_environment_serves_the_dashboard_and_runs_a_notebook(tmp_path):
     venv = tmp_path / "binder-venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = str(venv / "bin" / "python")
@@ -97,27 +141,48 @@ def test_binder_environment_runs_the_notebooks(tmp_path):
     # with its other sources (find-links, a mirror).
     env["PIP_RETRIES"] = "0"
 
-    def pip(*args: str) -> None:
-        # --no-compile only skips writing .pyc files at install time; Python compiles on import.
-        cmd = [python, "-m", "pip", "install", "--no-compile", *args]
-        done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
+    def run(*cmd: str, timeout: float = 600, cwd: Path = ROOT) -> str:
+        done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
         assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+        return done.stdout + done.stderr
 
     # Exactly what repo2docker does: the Binder file alone, from the repository root.
-    pip("-r", "binder/requirements.txt")
-    # The test tools only, on top (they are not part of the Binder image).
-    pip("pytest", "nbval")
+    # --no-compile only skips writing .pyc files at install time; Python compiles on import.
+    run(python, "-m", "pip", "install", "--no-compile", "-r", "binder/requirements.txt", timeout=1500)
 
-    cmd = [
-        python, "-m", "pytest", "notebooks/",
+    # The package is installed (not run from this checkout) with its data: the dashboard notebook.
+    script = "from workbench.widgets.serve import NOTEBOOK; print(NOTEBOOK.is_file(), NOTEBOOK)"
+    shipped = run(python, "-c", script, cwd=tmp_path)  # away from this checkout's workbench/
+    assert shipped.startswith("True ") and str(ROOT / "workbench") not in shipped, shipped
+
+    # Voilà's server extension is enabled, so Jupyter Server answers the badge's voila/render/... URL.
+    extensions = run(python, "-m", "jupyter", "server", "extension", "list")
+    assert re.search(r"voila\b.*enabled", extensions), extensions
+    port = _free_port()
+    server = subprocess.Popen(
+        [python, "-m", "jupyter", "server", "--no-browser", f"--port={port}", "--ServerApp.port_retries=0",
+         "--IdentityProvider.token=", f"--ServerApp.root_dir={ROOT}", "--allow-root"],  # root in containers
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        status, page = _get(f"http://127.0.0.1:{port}/voila/render/{dashboard_badge_path()}", server, timeout_s=300)
+    finally:
+        server.terminate()
+        _, log = server.communicate(timeout=60)
+    assert status == 200, f"HTTP {status}: {page[-2000:]}\n{log[-3000:]}"
+    assert "application/vnd.jupyter.widget-view+json" in page, page[-2000:]
+    assert "There was an error" not in page and "could not build" not in page, page[-3000:]
+
+    # A notebook runs in that environment (the test tools on top: they are not part of the Binder image).
+    run(python, "-m", "pip", "install", "--no-compile", "pytest", "nbval")
+    output = run(
+        python, "-m", "pytest", NOTEBOOK_RUN_IN_BINDER,
         "--nbval-lax", "--nbval-current-env",
         "-p", "no:cacheprovider",
         # ignore pyproject's pytest settings (testpaths, --doctest-modules, ...)
         "-c", os.devnull, "--rootdir", str(ROOT), "-o", "addopts=",
         "-q",
-    ]  # fmt: skip
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-8000:]
+        timeout=900,
+    )  # fmt: skip
     passed = re.search(r"(\d+) passed", output)
     assert passed and int(passed.group(1)) > 0, output[-4000:]

@@ -1,4 +1,5 @@
-"""The `workbench` command: list datasets and models, regenerate shipped checkpoints, prune (and shrink) a model.
+"""The `workbench` command: list datasets and models, regenerate shipped checkpoints, prune (and shrink) a model,
+serve the dashboard app.
 
 Example:
     >>> main(["info", "--json"])  # doctest: +ELLIPSIS
@@ -32,6 +33,7 @@ from .shrinking import shrink_with_report
 from .structure.saving import check_path, save_shrunk
 from .structure.shrink import default_inputs
 from .train import evaluate, fine_tune
+from .widgets.serve import serve
 from .zoo import RECIPES, checkpoint_info, pretrained, train_checkpoint
 
 SHRINK_BATCH = 256  # --shrink's default batch: compute, not per-call overhead, as in BENCHMARKS.md and notebook 05
@@ -141,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=SHRINK_BATCH,
         help=f"with --shrink: batch size for FLOPs and latency (default {SHRINK_BATCH}; 1 times single-image calls)",
     )
+    app_parser = commands.add_parser("app", help="serve the dashboard (every app in tabs) with Voilà on 127.0.0.1")
+    app_parser.add_argument("--port", type=int, default=None, help="port to listen on (default: a free one)")
+    app_parser.add_argument("--no-browser", action="store_true", help="only print the URL; do not open a browser")
     return parser
 
 
@@ -305,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args) -> int:
+    if args.command == "app":
+        return serve(args.port, open_browser=not args.no_browser)
     if args.command == "info":
         report = info()
         print(json.dumps(report)) if args.json else _print_info(report)

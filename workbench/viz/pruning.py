@@ -21,7 +21,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from .colors import ACCENT, ALL_WEIGHTS, CURRENT, KEPT, MASK_COLORS, REFERENCE
+from .colors import ACCENT, ALL_WEIGHTS, CURRENT, KEPT, MASK_COLORS, REFERENCE, series_style
 
 
 def mask_label(name: str, mask: torch.Tensor) -> str:
@@ -176,7 +176,10 @@ def draw_sensitivity(ax, result, tolerance: float):
     Returns ({layer: Line2D}, the tolerance line).
     """
     x = 100 * result.sparsities
-    lines = {name: ax.plot(x, 100 * values, marker=".", label=name)[0] for name, values in result.accuracies.items()}
+    lines = {
+        name: ax.plot(x, 100 * values, markersize=4, label=name, **series_style(i))[0]
+        for i, (name, values) in enumerate(result.accuracies.items())
+    }
     ax.axhline(100 * result.baseline, color=REFERENCE, linewidth=1, label=f"dense {result.baseline:.1%}")
     floor = ax.axhline(
         100 * (result.baseline - tolerance), color=REFERENCE, linestyle="--", linewidth=1, label="dense − tolerance"

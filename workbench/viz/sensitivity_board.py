@@ -36,7 +36,7 @@ class BoardFigure:
         curve_ax = self.figure.add_subplot(grid[0, :2])
         lines, self.floor = draw_sensitivity(curve_ax, result, tolerance)
         self.markers = {
-            name: curve_ax.plot([], [], "o", color=line.get_color(), markersize=8, markeredgecolor="k")[0]
+            name: curve_ax.plot([], [], line.get_marker(), color=line.get_color(), markersize=9, markeredgecolor="k")[0]
             for name, line in lines.items()
         }
         curve_ax.set_ylim(0, 102)

@@ -1,0 +1,1 @@
+"""Real-browser tests: JupyterLab in Chromium, driven by Playwright."""
