@@ -5,6 +5,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
+from workbench.cli import main
 from workbench.site import build_site
 
 WIDGET_CELL = """\
@@ -62,3 +63,19 @@ def test_bad_input_is_refused_in_one_line(tmp_path):
     with pytest.raises(ValueError, match=r"notes.txt: not an .ipynb file"):
         build_site([tmp_path / "notes.txt"], tmp_path / "site")
     assert not (tmp_path / "site").exists()
+
+
+def test_the_command_builds_a_folder_of_saved_notebooks_and_refuses_an_empty_one(tmp_path, capsys):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Saved")])
+    code = nbformat.v4.new_code_cell("6 * 7")
+    code.outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": "42"}, execution_count=1)]
+    nb.cells.append(code)
+    nbformat.write(nb, tmp_path / "03_saved.ipynb")
+    nbformat.write(nb, tmp_path / "scratch.ipynb")  # not a numbered lesson: left out of a folder's site
+    assert main(["site", str(tmp_path), "--out", str(tmp_path / "site"), "--no-execute"]) == 0
+    assert capsys.readouterr().out == f"workbench site: wrote {tmp_path / 'site' / 'index.html'}\n"
+    assert sorted(p.name for p in (tmp_path / "site").iterdir()) == ["03_saved.html", "index.html"]
+    (tmp_path / "empty").mkdir()
+    assert main(["site", str(tmp_path / "empty"), "--out", str(tmp_path / "site2")]) == 2
+    refusal = f"workbench site: no numbered notebooks (NN_name.ipynb) in folder {tmp_path / 'empty'}\n"
+    assert capsys.readouterr().err == refusal

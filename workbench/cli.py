@@ -1,5 +1,5 @@
 """The `workbench` command: list datasets and models, regenerate shipped checkpoints, prune (and shrink) a model,
-serve the dashboard app.
+serve the dashboard app, build the notebooks' HTML site.
 
 Example:
     >>> main(["info", "--json"])  # doctest: +ELLIPSIS
@@ -30,6 +30,7 @@ from .pruning import prune
 from .reports import SCOPES, sparsity_report
 from .schedules import SCHEDULES
 from .shrinking import shrink_with_report
+from .site import build_site, default_notebooks
 from .structure.saving import check_path, save_shrunk
 from .structure.shrink import default_inputs
 from .train import evaluate, fine_tune
@@ -146,7 +147,26 @@ def build_parser() -> argparse.ArgumentParser:
     app_parser = commands.add_parser("app", help="serve the dashboard (every app in tabs) with Voilà on 127.0.0.1")
     app_parser.add_argument("--port", type=int, default=None, help="port to listen on (default: a free one)")
     app_parser.add_argument("--no-browser", action="store_true", help="only print the URL; do not open a browser")
+    site_parser = commands.add_parser("site", help="build an HTML site of the executed notebooks with their figures")
+    site_parser.add_argument(
+        "notebooks", nargs="*", default=["notebooks"], help="notebooks or folders of them (default: notebooks)"
+    )
+    site_parser.add_argument("--out", default="build/site", help="folder to write the pages to (default: build/site)")
+    site_parser.add_argument(
+        "--no-execute", action="store_true", help="take the notebooks as saved (already run) instead of running them"
+    )
     return parser
+
+
+def site_command(args) -> Path:
+    """Build the site the arguments ask for; returns its index page."""
+    paths = []
+    for given in map(Path, args.notebooks):
+        found = default_notebooks(given) if given.is_dir() else [given]
+        if given.is_dir() and not found:
+            raise ValueError(f"no numbered notebooks (NN_name.ipynb) in folder {given}")
+        paths += found
+    return build_site(paths, Path(args.out), execute=not args.no_execute)
 
 
 def prune_command(args):
@@ -312,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
 def run(args) -> int:
     if args.command == "app":
         return serve(args.port, open_browser=not args.no_browser)
+    if args.command == "site":
+        print(f"workbench site: wrote {site_command(args)}")
+        return 0
     if args.command == "info":
         report = info()
         print(json.dumps(report)) if args.json else _print_info(report)
