@@ -13,11 +13,6 @@ from .lab_server import REPO
 pytestmark = pytest.mark.browser
 
 NOTEBOOKS = sorted(path.name for path in (REPO / "notebooks").glob("*.ipynb"))
-# Notebooks known to show a figure as its text repr, with why; the test fails once one is fixed, so the entry goes.
-FIGURE_REPRS = {
-    "00_tour.ipynb": "plot_recovery returns a Figure and nothing in the notebook imports pyplot, so IPython has no "
-    "PNG formatter for it yet",
-}
 
 
 def code_cells(ipynb: dict) -> list[dict]:
@@ -43,13 +38,7 @@ def test_notebook_runs_clean_in_the_browser(notebook_run, name):
     assert run.screenshot.stat().st_size > 0
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(reason=FIGURE_REPRS[n], strict=True)) if n in FIGURE_REPRS else n
-        for n in NOTEBOOKS
-    ],
-)
+@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_figures_are_drawn_not_named(notebook_run, name):
     """A cell that returns a Figure shows the figure, not ``<Figure size 550x340 with 1 Axes>``."""
     named = [
