@@ -22,7 +22,6 @@ from workbench.widgets.dashboard import TABS
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "build" / "test-artifacts" / "browser"
-CHROMIUM = Path(os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium"))
 VIEWPORT = {"width": 1280, "height": 800}
 BUILD_TIMEOUT_MS = 180_000  # a tab's app on a loaded 2-core machine (a sweep, a scan, a recorded run)
 PANEL = ".widget-tab-contents > .lm-Widget:not(.lm-mod-hidden)"  # the selected tab's content
@@ -31,27 +30,11 @@ PANEL = ".widget-tab-contents > .lm-Widget:not(.lm-mod-hidden)"  # the selected 
 HARMLESS = ("https://cdn.jsdelivr.net/npm/@fortawesome/",)
 
 
-def unavailable(reason: str):
-    """Fail under CI (a browser test that cannot run is a broken set-up there), skip elsewhere."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
-def chromium():
-    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        unavailable(f"no Chromium at {CHROMIUM}: apt-get install chromium, or set WORKBENCH_CHROMIUM to its path")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("Playwright is missing: pip install playwright")
-    with sync_playwright() as playwright:
-        # Chromium's sandbox cannot start as root (containers, CI); the page only ever loads the local server.
-        args = ["--no-sandbox"] if os.geteuid() == 0 else []
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
-        yield browser
-        browser.close()
+def chromium(browser):
+    """The browser package's Chromium (conftest.py): one Playwright serves every browser test, since a second
+    sync Playwright cannot start while one runs."""
+    return browser
 
 
 @pytest.fixture(scope="module")
