@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import ipywidgets as widgets
 import pytest
 
@@ -96,3 +99,49 @@ def test_a_view_may_constrain_another_control():
     controller.register(view)
     controls["pattern"].value = "fixed"
     assert controller.params == {"pattern": "fixed", "s": 5} and controls["s"].value == 5
+
+
+def test_a_stub_that_is_not_implemented_snaps_back_like_a_refusal():
+    controls = {"criterion": widgets.Dropdown(options=["magnitude", "mine"], value="magnitude")}
+    errors = []
+    controller = Controller(controls, show_error=errors.append)
+
+    def view(params):
+        if params["criterion"] == "mine":
+            raise NotImplementedError("your code here")
+
+    controller.register(view)
+    controls["criterion"].value = "mine"
+    assert controls["criterion"].value == "magnitude" and controller.params == {"criterion": "magnitude"}
+    assert [type(e).__name__ for e in errors] == ["NotImplementedError"]
+
+
+def test_changes_from_two_threads_are_drawn_one_at_a_time_and_the_last_one_shown_wins():
+    # JupyterLab may hand a drag to a kernel thread of its own while a cell sets the slider on the main thread.
+    slider = widgets.IntSlider(value=0, max=1000)
+    controller = Controller({"n": slider})
+    drawing, drawn, overlaps = threading.Lock(), [], []
+
+    def view(params):
+        if not drawing.acquire(blocking=False):
+            overlaps.append(params["n"])
+            return
+        try:
+            time.sleep(0.0005)  # a redraw takes a while: long enough for the other thread to come in
+            drawn.append(params["n"])
+        finally:
+            drawing.release()
+
+    controller.register(view)
+
+    def drag(values):
+        for value in values:
+            slider.value = value
+
+    threads = [threading.Thread(target=drag, args=(range(start, 1000, 2),)) for start in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not overlaps
+    assert drawn[-1] == slider.value == controller.params["n"]

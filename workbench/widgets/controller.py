@@ -6,6 +6,11 @@ the controller calls every view with them, in the order they registered. A view 
 parameters raises ValueError before it changes anything (a choice that does not apply, a sparsity a pattern cannot
 reach); the controller then keeps the old parameters, snaps the control back without calling the views again,
 and hands the error to ``show_error``, or, for an app with nowhere to show it, raises it to whoever made the change.
+A NotImplementedError is handled the same way: a learner's criterion whose body is still a stub.
+
+Changes are applied one at a time: JupyterLab may deliver a user's drag on a kernel thread of its own while a
+cell sets a control on the main thread, so a lock serializes them, and each change draws the controls' values as
+they are when its turn comes (a later change never ends up drawn under an earlier one).
 
 Example:
     >>> import ipywidgets as widgets
@@ -27,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import contextmanager
 from functools import partial
+from threading import RLock
 
 import ipywidgets as widgets
 
@@ -42,6 +48,7 @@ class Controller:
         self.views: list[Callable[[dict], None]] = []
         self.show_error = show_error
         self._quiet = False
+        self._lock = RLock()
         for name, control in self.controls.items():
             control.observe(partial(self._on_change, name), names="value")
 
@@ -56,17 +63,18 @@ class Controller:
 
     def set(self, values: dict) -> None:
         """Set several controls from code, then call the views once with all the new values."""
-        old = {name: self.params[name] for name in values}
-        self._set_controls(values)
-        self._apply({name: self.controls[name].value for name in values}, old)
+        with self._lock:
+            old = {name: self.params[name] for name in values}
+            self._set_controls(values)
+            self._apply({name: self.controls[name].value for name in values}, old)
 
     def set_quietly(self, name: str, **attributes) -> None:
         """Change a control's attributes (value, options, disabled, …) without calling the views; ``params``
         follows its value."""
-        with self._quietly():
+        with self._lock, self._quietly():
             for key, value in attributes.items():
                 setattr(self.controls[name], key, value)
-        self.params[name] = self.controls[name].value
+            self.params[name] = self.controls[name].value
 
     def _set_controls(self, values: dict) -> None:
         """Set control values without calling the views or touching ``params``."""
@@ -83,8 +91,12 @@ class Controller:
             self._quiet = False
 
     def _on_change(self, name: str, change) -> None:
-        if not self._quiet:
-            self._apply({name: change["new"]}, {name: change["old"]})
+        with self._lock:  # re-entrant: the quiet sets of this thread's own change come back here, and stop
+            if self._quiet:
+                return
+            now = self.controls[name].value  # a change made while an earlier one was drawn is drawn as it is now
+            if now != self.params[name]:
+                self._apply({name: now}, {name: self.params[name]})
 
     def _apply(self, new: dict, old: dict) -> None:
         previous = self.params
@@ -92,7 +104,7 @@ class Controller:
         try:
             for view in self.views:
                 view(self.params)
-        except ValueError as error:
+        except (ValueError, NotImplementedError) as error:
             self._set_controls(old)
             self.params = previous
             if self.show_error is None:
