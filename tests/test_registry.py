@@ -156,6 +156,23 @@ def test_a_registered_criterion_and_pattern_appear_in_the_widgets(largest_first,
     assert largest_first in shrink_criteria() and even_rows in explorer_patterns()
 
 
+def test_a_registered_stub_criterion_is_named_in_the_explorer_and_changes_nothing():
+    from workbench.widgets.explorer import Explorer
+
+    @register("stub", needs_data=False, description="a learner's criterion before its body is written")
+    def stub(model, names, data):
+        raise NotImplementedError  # your code here
+
+    try:
+        app = Explorer("mlp")
+        shown = app.image.value
+        app.criterion.value = "stub"
+        assert (app.criterion.value, app.state["error"]) == ("magnitude", "NotImplementedError")
+        assert "NotImplementedError" in app.status.value and app.image.value == shown
+    finally:
+        del CRITERIA["stub"]
+
+
 PATTERN_MODELS = ("mlp", "cnn", "transformer")
 
 

@@ -51,11 +51,14 @@ class App:
         self.image.layout.width = f"{int.from_bytes(png[16:20], 'big')}px"  # the width in the PNG's header
         self.image.value = png
 
-    def show_error(self, error: ValueError) -> None:
-        """Say in the status line why a change did not apply and what is still shown; ``state["error"]`` holds it."""
-        self.state["error"] = str(error)
+    def show_error(self, error: Exception) -> None:
+        """Say in the status line why a change did not apply and what is still shown; ``state["error"]`` holds it.
+        A refusal (ValueError) is its message; anything else, such as a stub's NotImplementedError, is named."""
+        named = f"{type(error).__name__}: {error}".removesuffix(": ")
+        self.state["error"] = str(error) if isinstance(error, ValueError) else named
         shown = " · ".join(str(self.controller.params[name]) for name in self.CHOICES)
-        self.status.value = f"<span style='color:#b00'>⚠ {html.escape(str(error))}</span> (still showing {shown})"
+        message = html.escape(self.state["error"])
+        self.status.value = f"<span style='color:#b00'>⚠ {message}</span> (still showing {shown})"
 
     def _ipython_display_(self):
         from IPython.display import display
