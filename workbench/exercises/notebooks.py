@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
+import tempfile
 from pathlib import Path
 
 TAG = "exercise"
@@ -71,5 +73,8 @@ def write_solved(notebook_path: str | Path, out_dir: str | Path) -> Path:
     solutions = parse_solutions(source.read_text()) if source.exists() else {}
     out = Path(out_dir) / notebook_path.name
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(solve(notebook, solutions), indent=1, ensure_ascii=False, sort_keys=True) + "\n")
+    text = json.dumps(solve(notebook, solutions), indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+    with tempfile.NamedTemporaryFile("w", dir=out.parent, suffix=".tmp", delete=False) as partial:
+        partial.write(text)
+    os.replace(partial.name, out)  # whole or not at all: parallel test workers write and read the same copy
     return out
