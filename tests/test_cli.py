@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ACCURACY_FLOORS, SHIPPED
+from helpers import ACCURACY_FLOORS, SHIPPED
 
 import workbench as wb
 from workbench.cli import SHRINK_BATCH, build_parser, main, shrink_command

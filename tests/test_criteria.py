@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import assert_same_state, state_copy
+from helpers import assert_same_state, state_copy
 from torch import nn
 
 import workbench as wb

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from browser_slider import Browser
-from conftest import assert_same_state, retry_load, state_copy
+from helpers import assert_same_state, retry_load, state_copy
 
 from workbench.layer_fit import unfit_layers
 from workbench.measure import parameter_counts

@@ -8,7 +8,7 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import assert_refused
+from helpers import assert_refused
 from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn

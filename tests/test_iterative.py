@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 import torch
-from conftest import assert_refused
+from helpers import assert_refused
 
 import workbench as wb
 from workbench.masks import get_masks

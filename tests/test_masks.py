@@ -7,7 +7,7 @@ import io
 
 import pytest
 import torch
-from conftest import assert_same_state, state_copy
+from helpers import assert_same_state, state_copy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn

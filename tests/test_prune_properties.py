@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 import torch
-from conftest import assert_same_state, state_copy
+from helpers import assert_same_state, state_copy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn

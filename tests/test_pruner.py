@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import torch
-from conftest import assert_same_state, retry_load, state_copy
+from helpers import assert_same_state, retry_load, state_copy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_patterns import check_structure, head_keep

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 import torch.nn.utils.prune
-from conftest import assert_refused
+from helpers import assert_refused
 from torch import nn
 
 import workbench as wb

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import assert_refused
+from helpers import assert_refused
 
 import workbench as wb
 

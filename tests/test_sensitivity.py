@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import assert_same_state, state_copy
+from helpers import assert_same_state, state_copy
 
 import workbench as wb
 from workbench.criteria import CRITERIA, Criterion

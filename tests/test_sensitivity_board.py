@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from browser_slider import Browser
-from conftest import assert_same_state, retry_load, state_copy
+from helpers import assert_same_state, retry_load, state_copy
 from torch import nn
 
 import workbench as wb

@@ -2,7 +2,7 @@
 
 import torch
 import torch.nn.functional as F
-from conftest import trained_looking_norms
+from helpers import trained_looking_norms
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import trained_looking_norms
+from helpers import trained_looking_norms
 from torch import nn
 
 import workbench as wb

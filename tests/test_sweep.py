@@ -8,7 +8,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from conftest import assert_same_state, retry_load, state_copy
+from helpers import assert_same_state, retry_load, state_copy
 from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn

@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 from browser_slider import Browser
-from conftest import assert_same_state, retry_load, state_copy
+from helpers import assert_same_state, retry_load, state_copy
 from hypothesis import given
 from hypothesis import strategies as st
 from matplotlib.image import imread

@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from conftest import assert_same_state, state_copy
+from helpers import assert_same_state, state_copy
 from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ACCURACY_FLOORS, MNIST1D_FLOORS, SHIPPED, assert_same_state, retry_load, state_copy
+from helpers import ACCURACY_FLOORS, MNIST1D_FLOORS, SHIPPED, assert_same_state, retry_load, state_copy
 from hypothesis import given
 from hypothesis import strategies as st
 
