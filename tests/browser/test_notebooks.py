@@ -8,6 +8,9 @@ import re
 
 import pytest
 
+from workbench.site import WIDGET_VIEW, build_site, default_notebooks
+
+from .conftest import ARTIFACTS
 from .lab_server import REPO
 
 pytestmark = pytest.mark.browser
@@ -76,3 +79,16 @@ def test_markdown_tables_keep_every_cell(name):
         if len(set(rows)) > 1
     ]
     assert not broken, f"markdown cells of {name} with rows of unequal cell counts (cell, counts): {broken}"
+
+
+def test_the_site_builds_from_the_notebooks_as_run(notebook_run):
+    """``workbench site --no-execute`` over the notebooks JupyterLab ran and saved: one page each, figures inline,
+    every widget output a still drawn from the saved widget state, never the placeholder for a missing state."""
+    runs = [notebook_run(path.name) for path in default_notebooks(REPO / "notebooks")]
+    index = build_site([run.saved for run in runs], ARTIFACTS / "site", execute=False)
+    for run in runs:
+        page = (index.parent / run.saved.with_suffix(".html").name).read_text()
+        widgets = [o for c in code_cells(run.ipynb) for o in c.get("outputs", []) if WIDGET_VIEW in o.get("data", {})]
+        assert "data:image/png;base64" in page, f"{run.name}'s page has no figure"
+        assert page.count('class="wb-still"') == len(widgets), f"{run.name}: a widget output is not a still"
+        assert "run the notebook to use it" not in page, f"{run.name}: a widget's state was not saved"
