@@ -197,6 +197,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presses", type=int, default=30, help="single key presses per app")
     parser.add_argument("--chromium", default=None, help="Chromium executable (default: as the browser tests find it)")
+    parser.add_argument(
+        "--plain-server",
+        action="store_true",
+        help="Jupyter Server's own kernel websocket (Nagle's delay on) instead of workbench.widgets.transport's",
+    )
     args = parser.parse_args()
     executable = args.chromium or chromium_executable()
     if executable is None:
@@ -207,7 +212,7 @@ def main() -> None:
         root = Path(tmp)
         (root / "notebooks").mkdir()
         name = write_notebook(root / "notebooks")
-        server = LabServer(root / "lab", notebooks=root / "notebooks")
+        server = LabServer(root / "lab", notebooks=root / "notebooks", nodelay=not args.plain_server)
         browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         try:
             page = browser.new_context(viewport=VIEWPORT).new_page()
@@ -217,7 +222,9 @@ def main() -> None:
             run_all(page, server, name, timeout_s=900)
             kernel = Kernel(server.connection_file(server.session(name)["kernel"]["id"]))
             print(
-                f"Chromium {browser.version}, JupyterLab on 127.0.0.1, {args.presses} presses per app, "
+                f"Chromium {browser.version}, JupyterLab on 127.0.0.1 "
+                f"({'plain kernel websocket' if args.plain_server else 'kernel websocket without Nagle delay'}), "
+                f"{args.presses} presses per app, "
                 f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start\n"
             )
             print(

@@ -155,6 +155,12 @@ def test_binder_environment_serves_the_dashboard_and_runs_a_notebook(tmp_path):
     shipped = run(python, "-c", script, cwd=tmp_path)  # away from this checkout's workbench/
     assert shipped.startswith("True ") and str(ROOT / "workbench") not in shipped, shipped
 
+    # binder/postBuild, as repo2docker runs it, has Jupyter Server use the kernel websocket without Nagle's delay.
+    env["HOME"] = str(tmp_path / "home")
+    run("bash", str(ROOT / "binder" / "postBuild"))
+    config = run(python, "-m", "jupyter", "server", "--show-config", cwd=tmp_path)
+    assert "workbench.widgets.transport.NoDelayConnection" in config, config[-3000:]
+
     # Voilà's server extension is enabled, so Jupyter Server answers the badge's voila/render/... URL.
     extensions = run(python, "-m", "jupyter", "server", "extension", "list")
     assert re.search(r"voila\b.*enabled", extensions), extensions

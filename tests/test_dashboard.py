@@ -154,3 +154,11 @@ def test_app_serves_the_dashboard_until_interrupted(tmp_path):
             server.wait()
         server.stdout.close()
         server.stderr.close()
+
+
+def test_the_app_serves_kernel_websockets_without_nagle_delay():
+    from workbench.widgets.serve import NOTEBOOK, check_port, voila_app
+    from workbench.widgets.transport import NoDelayConnection
+
+    app = voila_app(check_port(None), open_browser=False, notebook=NOTEBOOK)
+    assert app.kernel_websocket_connection_class is NoDelayConnection

@@ -2,7 +2,8 @@
 
 The server runs ``sys.executable -m jupyter lab`` on 127.0.0.1 at a free port, with its own config, settings,
 workspaces and runtime folders under ``root``, and ``PYTHONPATH`` set to the repository under test, so the
-kernels it starts import that checkout's ``workbench``.
+kernels it starts import that checkout's ``workbench``. Its kernel websockets send without Nagle's delay
+(``workbench.widgets.transport``, as ``workbench app`` and Binder do) unless ``nodelay=False``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from workbench.widgets.transport import CLASS_PATH, SETTING
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,7 +45,14 @@ def free_port() -> int:
 class LabServer:
     """A running JupyterLab over a copy of ``notebooks`` in ``root``; ``url``, ``notebooks``, ``runtime_dir``."""
 
-    def __init__(self, root: Path, notebooks: Path = REPO / "notebooks", repo: Path = REPO, timeout_s: float = 120):
+    def __init__(
+        self,
+        root: Path,
+        notebooks: Path = REPO / "notebooks",
+        repo: Path = REPO,
+        timeout_s: float = 120,
+        nodelay: bool = True,
+    ):
         self.root = Path(root)
         self.notebooks = self.root / "notebooks"
         shutil.copytree(notebooks, self.notebooks, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
@@ -77,6 +87,7 @@ class LabServer:
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             f"--LabApp.user_settings_dir={settings_dir}",
             f"--LabApp.workspaces_dir={self.root / 'workspaces'}",
+            *([f"--ServerApp.{SETTING}={CLASS_PATH}"] if nodelay else []),
         ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             command.append("--allow-root")

@@ -23,6 +23,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from tornado.ioloop import IOLoop
+
+from .transport import CLASS_PATH, SETTING
+
 NOTEBOOK = Path(__file__).resolve().parents[1] / "app" / "dashboard.ipynb"
 HOST = "127.0.0.1"  # only this computer can open the app: its kernel runs code
 
@@ -51,16 +55,22 @@ def serve(
     port = check_port(port)
     if not Path(notebook).is_file():
         raise ValueError(f"no dashboard notebook at {notebook}: reinstall workbench")
-    try:
-        from tornado.ioloop import IOLoop
-        from voila.app import Voila
-    except ImportError:
-        raise ValueError(f"Voilà is not installed in {sys.prefix}: pip install voila") from None
-    app = Voila()
-    options = [f"--port={port}", f"--Voila.ip={HOST}", "--Voila.port_retries=0"]
-    app.initialize([str(notebook), *options, *([] if open_browser else ["--no-browser"])])
+    app = voila_app(port, open_browser, notebook)
     url = f"http://{HOST}:{port}/"
     # Runs once the loop starts, which is after Voilà listens: the URL is printed when it can be opened.
     IOLoop.current().add_callback(say, f"workbench app: serving the dashboard at {url} (Ctrl-C to stop)")
     app.start()
     return 0
+
+
+def voila_app(port: int, open_browser: bool, notebook: Path):
+    """Voilà, initialized (not started) to serve ``notebook`` at ``HOST:port``, its kernel websockets without
+    Nagle's delay (``transport.NoDelayConnection``)."""
+    try:
+        from voila.app import Voila
+    except ImportError:
+        raise ValueError(f"Voilà is not installed in {sys.prefix}: pip install voila") from None
+    app = Voila()
+    options = [f"--port={port}", f"--Voila.ip={HOST}", "--Voila.port_retries=0", f"--Voila.{SETTING}={CLASS_PATH}"]
+    app.initialize([str(notebook), *options, *([] if open_browser else ["--no-browser"])])
+    return app
