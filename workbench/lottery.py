@@ -3,9 +3,10 @@
 Train the network from its initialization, prune the smallest-magnitude share of the weights still there, reset
 the survivors to their values at iteration 0 (or, rewinding as in Frankle et al. 2020, at optimizer step ``k``)
 and train again; repeat. A winning ticket keeps its accuracy where two controls on the same schedule lose it:
-the same masks with a random re-initialization, and random masks (same count in every layer) with the original
-initialization. Pruning is per layer by default (``scope="local"``: every layer loses the same share, as the
-paper does for LeNet), or global (``scope="global"``: one ranking, as the paper does for the deeper conv nets).
+the same masks with a random re-initialization, and random masks (same count in every layer) with the ticket's
+starting weights (the initialization, or step ``k``'s weights when rewinding). Pruning is per layer by default
+(``scope="local"``: every layer loses the same share, as the paper does for LeNet), or global
+(``scope="global"``: one ranking, as the paper does for the deeper conv nets).
 
 Simplification: every retraining (ticket and controls) runs the whole recipe again, ``epochs`` with a fresh
 AdamW and a cosine schedule from ``lr``, also when rewinding to ``k > 0`` (the paper resumes at step ``k``).
