@@ -180,6 +180,7 @@ def test_a_given_model_is_copied_and_left_untouched(data):
         ({"rewind": -1}, "rewind must be"),
         ({"rewind": 21}, "rewind must be an optimizer step from 0 to 20"),  # 1,257 / 64 → 20 steps per epoch
         ({"epochs": 0}, "epochs must be"),
+        ({"lr": 0}, "lr must be"),
         ({"scope": "layer"}, "scope"),
         ({"name_or_model": "resnet"}, "unknown model 'resnet'"),
         ({"train_options": {"step_hook": None}}, "train_options takes no 'step_hook'"),

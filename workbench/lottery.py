@@ -93,7 +93,7 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check(name_or_model, data, sparsity, rounds, rewind, epochs, scope, train_options) -> float:
+def _check(name_or_model, data, sparsity, rounds, rewind, epochs, lr, scope, train_options) -> float:
     """Refuse bad arguments before any work; return the share pruned per round."""
     if isinstance(name_or_model, str):
         model_spec(name_or_model)  # unknown names raise here
@@ -106,6 +106,8 @@ def _check(name_or_model, data, sparsity, rounds, rewind, epochs, scope, train_o
         raise ValueError(f"rounds must be an integer >= 1, got {rounds!r}")
     if not _is_int(epochs) or epochs < 1:
         raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+        raise ValueError(f"lr must be a number > 0, got {lr!r}")
     check_choice("scope", scope, ("local", "global"))
     if not all(hasattr(data, split) for split in ("train", "val", "test")):
         raise ValueError("data must be a DatasetSplits from wb.load_dataset (train, val and test splits)")
@@ -200,7 +202,7 @@ def lottery_ticket(
         the re-initialized control and the random-mask control; ``.plot()`` draws them.
     """
     train_options = dict(train_options or {})
-    rate = _check(name_or_model, data, sparsity, rounds, rewind, epochs, scope, train_options)
+    rate = _check(name_or_model, data, sparsity, rounds, rewind, epochs, lr, scope, train_options)
     if isinstance(name_or_model, str):
         seed_everything(seed)
         init, name = build_model(name_or_model), name_or_model
