@@ -13,6 +13,7 @@ from .data import DATASETS, DatasetSplits, load_dataset
 from .devices import resolve_device
 from .gradual import GradualPruner
 from .iterative import IterativeHistory, iterative_prune
+from .lottery import LotteryHistory, lottery_ticket
 from .models import MODELS, build_model, count_parameters
 from .pruner import Pruner
 from .pruning import prune
@@ -32,6 +33,7 @@ __all__ = [
     "GradualPruner",
     "History",
     "IterativeHistory",
+    "LotteryHistory",
     "PruneResult",
     "Pruner",
     "build_model",
@@ -43,6 +45,7 @@ __all__ = [
     "iterative_prune",
     "load_dataset",
     "load_shrunk",
+    "lottery_ticket",
     "predict",
     "pretrained",
     "prune",
