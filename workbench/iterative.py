@@ -60,6 +60,13 @@ class IterativeHistory:
         return plot_iterative(self, ax=ax)
 
 
+def check_train_options(train_options: dict | None, taken: tuple[str, ...] = ()) -> None:
+    """Refuse a ``train_options`` key that ``wb.train`` does not take here (``taken``: ones the caller sets itself)."""
+    allowed = TRAIN_OPTIONS - set(taken)
+    if unknown := sorted(set(train_options or {}) - allowed):
+        raise ValueError(f"train_options takes no {unknown[0]!r}; it takes: {', '.join(sorted(allowed))}")
+
+
 def iterative_prune(
     model: nn.Module,
     data,
@@ -106,8 +113,7 @@ def iterative_prune(
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
     if not (hasattr(data, "train") and hasattr(data, split)):
         raise ValueError("data must be a DatasetSplits from wb.load_dataset (train, val and test splits)")
-    if unknown := sorted(set(train_options or {}) - TRAIN_OPTIONS):
-        raise ValueError(f"train_options takes no {unknown[0]!r}; it takes: {', '.join(sorted(TRAIN_OPTIONS))}")
+    check_train_options(train_options)
     targets = make_schedule(schedule, 0.0, sparsity, 0, rounds, 1)
     measured = getattr(data, split)
     # The first round's pruner checks every argument before the model is touched.

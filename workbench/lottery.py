@@ -30,15 +30,15 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .iterative import check_train_options
 from .masks import apply_masks, get_masks
 from .models import build_model, model_spec
 from .pruner import Pruner
-from .reports import check_choice, check_sparsity
+from .reports import check_choice, check_sparsity, report_from_masks
 from .train import evaluate, seed_everything, train
 
 RUNS = ("ticket", "reinit", "random_mask")  # the winning ticket and its two controls
 LABELS = {"ticket": "winning ticket", "reinit": "same masks, random re-init", "random_mask": "random masks"}
-TRAIN_OPTIONS = {"batch_size", "weight_decay", "augment", "device", "loss_hook"}
 
 
 @dataclass
@@ -111,8 +111,7 @@ def _check(name_or_model, data, sparsity, rounds, rewind, epochs, lr, scope, tra
     check_choice("scope", scope, ("local", "global"))
     if not all(hasattr(data, split) for split in ("train", "val", "test")):
         raise ValueError("data must be a DatasetSplits from wb.load_dataset (train, val and test splits)")
-    if unknown := sorted(set(train_options) - TRAIN_OPTIONS):
-        raise ValueError(f"train_options takes no {unknown[0]!r}; it takes: {', '.join(sorted(TRAIN_OPTIONS))}")
+    check_train_options(train_options, taken=("step_hook",))  # the rewind's save is this run's step hook
     batch_size = train_options.get("batch_size", 64)
     if not _is_int(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
@@ -156,11 +155,6 @@ def random_masks(masks: dict[str, torch.Tensor], seed: int) -> dict[str, torch.T
         flat[torch.randperm(mask.numel(), generator=generator)[: int(mask.sum())]] = True
         result[name] = flat.view(mask.shape)
     return result
-
-
-def _sparsity(masks: dict[str, torch.Tensor]) -> float:
-    total = sum(m.numel() for m in masks.values())
-    return 1 - sum(int(m.sum()) for m in masks.values()) / total if total else 0.0
 
 
 def lottery_ticket(
@@ -237,6 +231,7 @@ def lottery_ticket(
             train(model, data, epochs=epochs, lr=lr, seed=seed + index, progress=False, **train_options)
             val[run], test[run] = evaluate(model, data.val), evaluate(model, data.test)
         trained = models["ticket"]
-        history.rounds.append(LotteryRound(index, _sparsity(masks), masks, val, test, time.perf_counter() - start))
+        sparsity_now = report_from_masks(masks).sparsity
+        history.rounds.append(LotteryRound(index, sparsity_now, masks, val, test, time.perf_counter() - start))
         bar.set_postfix(sparsity=f"{history.rounds[-1].sparsity:.1%}", ticket=f"{test['ticket']:.1%}")
     return history
