@@ -62,9 +62,8 @@ def run_notebook(nb, folder: Path, timeout: int) -> None:
     """Execute ``nb`` in place with a fresh kernel started in ``folder``, keeping the widget state."""
     from nbclient import NotebookClient
 
-    client = NotebookClient(nb, timeout=timeout, resources={"metadata": {"path": str(folder)}})
-    client.store_widget_state = True
-    client.execute()
+    resources = {"metadata": {"path": str(folder)}}
+    NotebookClient(nb, timeout=timeout, resources=resources, store_widget_state=True).execute()
 
 
 def check_no_errors(nb, path: Path) -> None:
