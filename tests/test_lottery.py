@@ -207,3 +207,47 @@ def test_plot_draws_ticket_and_controls_against_weights_remaining(run):
     assert random.get_ydata()[-1] == pytest.approx(100 * history.rounds[-1].test["random_mask"])
     assert dense.get_ydata()[0] == pytest.approx(100 * history.dense_test)
     assert fig.axes[0].get_xaxis().get_scale() == "log"
+
+
+def test_saved_history_loads_unchanged_without_pickled_code(run, tmp_path):
+    history, _ = run
+    path = tmp_path / "ticket.pt"
+    history.save(path)
+    loaded = wb.LotteryHistory.load(path)
+    assert loaded.to_dicts() == history.to_dicts() and loaded.curves() == history.curves()
+    for saved, back in zip(history.rounds, loaded.rounds):
+        assert saved.masks.keys() == back.masks.keys()
+        assert all(torch.equal(saved.masks[name], back.masks[name]) for name in saved.masks)
+        assert all((saved.histograms[n] == back.histograms[n]).all() for n in saved.histograms)
+        assert saved.loss == back.loss
+    assert all(torch.equal(history.rewind_weights[k], v) for k, v in loaded.rewind_weights.items())
+    (tmp_path / "other.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="is not a saved lottery history"):
+        wb.LotteryHistory.load(tmp_path / "other.pt")
+    torch.save({"format": "something else"}, tmp_path / "dict.pt")
+    with pytest.raises(ValueError, match="format 'workbench.lottery/1' expected"):
+        wb.LotteryHistory.load(tmp_path / "dict.pt")
+
+
+def test_recording_has_the_dense_network_then_one_frame_per_round(run):
+    history, _ = run
+    recording = history.recording()
+    assert recording.unit == "round" and recording.steps == list(range(ROUNDS + 1))
+    assert recording.frames[0].sparsity == 0 and all(m.all() for m in recording.frames[0].masks.values())
+    for frame, r in zip(recording.frames[1:], history.rounds):
+        assert frame.sparsity == r.sparsity and frame.accuracy == r.val["ticket"] and frame.masks is r.masks
+        pruned = int((~r.masks["fc1.weight"]).sum())
+        assert frame.histograms["fc1.weight"][0] >= pruned, "pruned weights are exact zeros: the first bin"
+        assert frame.histograms["fc1.weight"].sum() == r.masks["fc1.weight"].numel()
+    plan = recording.schedule
+    assert [plan(r.round) for r in history.rounds] == pytest.approx([r.sparsity for r in history.rounds], abs=1e-3)
+
+
+def test_kept_per_input_matches_the_masks(run):
+    history, _ = run
+    kept = history.kept_per_input("fc1.weight")
+    assert kept.shape == (ROUNDS, 64)
+    for row, r in zip(kept, history.rounds):
+        assert row == pytest.approx(r.masks["fc1.weight"].float().mean(0).numpy())
+    with pytest.raises(ValueError, match="was not pruned"):
+        history.kept_per_input("fc1.bias")

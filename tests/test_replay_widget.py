@@ -46,3 +46,26 @@ def test_methods_record_their_own_runs(app):
     assert bool((mask.all(1) | ~mask.any(1)).all()), "whole neurons at the end"
     assert app.state["sparsity"] <= 0.9 + 1e-9
     app.method.value = "magnitude"
+
+
+def test_a_lottery_ticket_replays_round_by_round():
+    import workbench as wb
+
+    history = wb.lottery_ticket("mlp", wb.load_dataset("digits"), 0.5, rounds=2, epochs=1, progress=False)
+    app = ReplayApp(epochs=2, recordings={"lottery ticket": history.recording()}, method="lottery ticket")
+    assert app.schedule.disabled and app.state["schedule"] == "recorded"
+    assert app.slider.max == 2, "the dense network and one frame per round"
+    app.slider.value = 2
+    last = history.rounds[-1]
+    assert (app.state["step"], app.state["sparsity"]) == (2, last.sparsity)
+    assert app.state["accuracy"] == last.val["ticket"]
+    assert "round <b>2</b>" in app.status.value and "after this round's training" in app.status.value
+    app.method.value = "magnitude"
+    assert not app.schedule.disabled and app.state["schedule"] == "cubic"
+
+
+def test_recordings_must_not_shadow_a_method():
+    with pytest.raises(ValueError, match="share a name with a method"):
+        ReplayApp(recordings={"magnitude": None})
+    with pytest.raises(ValueError, match="neither a method nor a recording"):
+        ReplayApp(method="lottery")

@@ -24,69 +24,21 @@ from __future__ import annotations
 import math
 import time
 from copy import deepcopy
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from .iterative import check_train_options
+from .lottery_history import LABELS, RUNS, LotteryHistory, LotteryRound
 from .masks import apply_masks, get_masks
 from .models import build_model, model_spec
 from .pruner import Pruner
+from .recording import weight_histogram
 from .reports import check_choice, check_sparsity, report_from_masks
 from .train import evaluate, seed_everything, train
 
-RUNS = ("ticket", "reinit", "random_mask")  # the winning ticket and its two controls
-LABELS = {"ticket": "winning ticket", "reinit": "same masks, random re-init", "random_mask": "random masks"}
-
-
-@dataclass
-class LotteryRound:
-    round: int
-    sparsity: float  # of the pruned layers' weights, after this round's pruning
-    masks: dict[str, torch.Tensor]  # the ticket's bool masks (True = kept) by state_dict name, on the CPU
-    val: dict[str, float]  # accuracy after retraining, by run: "ticket", "reinit", "random_mask"
-    test: dict[str, float]
-    seconds: float
-
-
-@dataclass
-class LotteryHistory:
-    """What ``lottery_ticket`` found: the dense network's accuracy and one ``LotteryRound`` per round."""
-
-    model: str  # the model's name, or its class name when a model was given
-    rate: float  # share of the remaining weights pruned each round
-    rewind: int  # optimizer step the survivors are reset to (0: the initialization)
-    scope: str  # "local" (per layer) or "global"
-    dense_val: float  # the dense network after its first training
-    dense_test: float
-    rewind_weights: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)  # state_dict at step k (CPU)
-    rounds: list[LotteryRound] = field(default_factory=list)
-
-    def curves(self, split: str = "test") -> dict[str, tuple[list[float], list[float]]]:
-        """Run → (sparsities, accuracies), starting at the dense network (sparsity 0)."""
-        check_choice("split", split, ("val", "test"))
-        dense = self.dense_val if split == "val" else self.dense_test
-        sparsities = [0.0, *(r.sparsity for r in self.rounds)]
-        return {run: (sparsities, [dense, *(getattr(r, split)[run] for r in self.rounds)]) for run in RUNS}
-
-    def to_dicts(self) -> list[dict]:
-        """One row per round (masks left out): round, sparsity, seconds and ``<split>_<run>`` accuracies."""
-        rows = []
-        for r in self.rounds:
-            row = {"round": r.round, "sparsity": r.sparsity, "seconds": r.seconds}
-            row.update({f"{split}_{run}": getattr(r, split)[run] for split in ("val", "test") for run in RUNS})
-            rows.append(row)
-        return rows
-
-    def plot(self, split: str = "test", ax=None):
-        """Accuracy against the share of weights remaining: ticket, random re-init, random masks."""
-        from .viz.lottery import plot_lottery
-
-        curves = {LABELS[run]: curve for run, curve in self.curves(split).items()}
-        dense = self.dense_val if split == "val" else self.dense_test
-        return plot_lottery(curves, dense, split=split, ax=ax)
+__all__ = ["LABELS", "RUNS", "LotteryHistory", "LotteryRound", "lottery_ticket"]
 
 
 def _is_int(value) -> bool:
@@ -157,6 +109,15 @@ def random_masks(masks: dict[str, torch.Tensor], seed: int) -> dict[str, torch.T
     return result
 
 
+def _histograms(model: nn.Module, names) -> dict:
+    """``weight_histogram`` of each weight in ``names`` as the model computes it (masked where pruned)."""
+    weights = {}
+    for name in names:
+        module, _, leaf = name.rpartition(".")
+        weights[name] = weight_histogram(getattr(model.get_submodule(module), leaf))
+    return weights
+
+
 def lottery_ticket(
     name_or_model: str | nn.Module,
     data,
@@ -202,7 +163,7 @@ def lottery_ticket(
         init, name = build_model(name_or_model), name_or_model
     else:
         init, name = deepcopy(name_or_model), type(name_or_model).__name__
-    Pruner(init, "magnitude", "unstructured", scope, **prune_options)  # checks the pruning options up front
+    pruned = Pruner(init, "magnitude", "unstructured", scope, **prune_options).names  # checks the options up front
     saved = {0: _cpu_state(init)}
 
     def save_at_rewind(model: nn.Module, step: int) -> None:
@@ -210,10 +171,21 @@ def lottery_ticket(
             saved[rewind] = _cpu_state(model)
 
     trained = deepcopy(init)
-    train(trained, data, epochs=epochs, lr=lr, seed=seed, progress=False, step_hook=save_at_rewind, **train_options)
+    dense = train(
+        trained, data, epochs=epochs, lr=lr, seed=seed, progress=False, step_hook=save_at_rewind, **train_options
+    )
     state = saved[rewind]
     history = LotteryHistory(
-        name, rate, rewind, scope, evaluate(trained, data.val), evaluate(trained, data.test), state
+        name,
+        rate,
+        rewind,
+        scope,
+        evaluate(trained, data.val),
+        evaluate(trained, data.test),
+        state,
+        dense_loss=dense.train_loss[-1],
+        dense_histograms=_histograms(trained, pruned),
+        dataset=getattr(data, "name", ""),
     )
     bar = tqdm(range(1, rounds + 1), desc="lottery ticket", disable=not progress)
     for index in bar:
@@ -226,12 +198,14 @@ def lottery_ticket(
             "reinit": rewound(reinitialized(init, seed + 10_000 + index), None, masks),
             "random_mask": rewound(init, state, random_masks(masks, seed + 20_000 + index)),
         }
-        val, test = {}, {}
+        val, test, losses = {}, {}, {}
         for run, model in models.items():
-            train(model, data, epochs=epochs, lr=lr, seed=seed + index, progress=False, **train_options)
+            losses[run] = train(model, data, epochs=epochs, lr=lr, seed=seed + index, progress=False, **train_options)
             val[run], test[run] = evaluate(model, data.val), evaluate(model, data.test)
         trained = models["ticket"]
-        sparsity_now = report_from_masks(masks).sparsity
-        history.rounds.append(LotteryRound(index, sparsity_now, masks, val, test, time.perf_counter() - start))
+        seconds = time.perf_counter() - start
+        round_ = LotteryRound(index, report_from_masks(masks).sparsity, masks, val, test, seconds)
+        round_.loss, round_.histograms = losses["ticket"].train_loss[-1], _histograms(trained, masks)
+        history.rounds.append(round_)
         bar.set_postfix(sparsity=f"{history.rounds[-1].sparsity:.1%}", ticket=f"{test['ticket']:.1%}")
     return history

@@ -29,6 +29,12 @@ from .train import evaluate, train
 BINS = np.concatenate([[0.0], np.logspace(-4, 1, 41)])  # |w| bins: exact zeros apart, then log-spaced to 10
 
 
+def weight_histogram(weight: torch.Tensor) -> np.ndarray:
+    """Counts of ``|weight|`` per ``BINS`` interval (the last one open-ended); pruned weights fall in the first."""
+    values = weight.detach().abs().flatten().cpu().numpy()
+    return np.histogram(values, bins=np.append(BINS, np.inf))[0]
+
+
 @dataclass
 class Frame:
     step: int
@@ -48,6 +54,7 @@ class Recording:
     layers: list[str]
     frames: list[Frame] = field(default_factory=list)
     bins: np.ndarray = field(default_factory=lambda: BINS.copy())
+    unit: str = "training step"  # what a frame's ``step`` counts (a lottery ticket's frames count rounds)
 
     @property
     def steps(self) -> list[int]:
@@ -87,8 +94,7 @@ class _Recorder:
         histograms = {}
         for name in self.layers:
             module, _, leaf = name.rpartition(".")
-            values = getattr(self.model.get_submodule(module), leaf).detach().abs().flatten().cpu().numpy()
-            histograms[name] = np.histogram(values, bins=np.append(BINS, np.inf))[0]
+            histograms[name] = weight_histogram(getattr(self.model.get_submodule(module), leaf))
         loss = float(np.mean(self.losses)) if self.losses else float("nan")
         self.losses = []
         frame = Frame(

@@ -7,6 +7,10 @@ Example:
     >>> ticket, random, dense = fig.axes[0].lines
     >>> ticket.get_xdata().tolist(), random.get_ydata().tolist(), dense.get_label()
     ([100.0, 50.0, 25.0], [97.0, 90.0, 80.0], 'dense')
+    >>> import workbench as wb
+    >>> history = wb.lottery_ticket("mlp", wb.load_dataset("digits"), 0.5, rounds=2, epochs=1, progress=False)
+    >>> len(plot_input_masks(history, "fc1.weight", input_shape=(8, 8)).axes)  # two rounds and a colour bar
+    3
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
-from .colors import REFERENCE, series_style
+from .colors import ACCENT, KEPT, REFERENCE, series_style
 from .render import axes_for
 
 
@@ -59,4 +63,38 @@ def plot_lottery(
     ax.set(xlabel="weights remaining (%)", ylabel=f"{split} accuracy (%)")
     ax.legend(fontsize="small", loc="lower left")
     ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_input_masks(history, layer: str, *, input_shape: tuple[int, ...] | None = None, count: int = 5) -> Figure:
+    """Which inputs a ticket's ``layer`` keeps weights from, round by round (Greydanus & Kobak 2024 on mnist1d).
+
+    1-D inputs: a heat map (rounds × input position) of the share kept, and the last round's share per position
+    against the layer's overall share (a mask with no spatial preference would hug that line). ``input_shape``
+    (e.g. (8, 8)): ``count`` rounds drawn as images of the share kept per pixel.
+    """
+    kept = history.kept_per_input(layer)
+    sparsities = [r.sparsity for r in history.rounds]
+    if input_shape is not None and len(input_shape) == 2:
+        indices = np.unique(np.linspace(0, len(kept) - 1, count).round().astype(int))
+        fig = Figure(figsize=(1.7 * len(indices) + 0.8, 2.2), layout="constrained")
+        axes = fig.subplots(1, len(indices), squeeze=False)[0]
+        for ax, index in zip(axes, indices):
+            image = ax.imshow(kept[index].reshape(input_shape), cmap="Greys", vmin=0, vmax=1)
+            ax.set(xticks=[], yticks=[], title=f"{100 * (1 - sparsities[index]):.3g} % kept")
+            ax.title.set_fontsize(8)
+        fig.colorbar(image, ax=list(axes), label="share kept", shrink=0.8)
+        return fig
+    fig = Figure(figsize=(6.5, 4.6), layout="constrained")
+    heat_ax, line_ax = fig.subplots(2, 1, height_ratios=(1.3, 1), sharex=True)
+    image = heat_ax.imshow(kept, cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    heat_ax.set_yticks(range(len(kept)), [f"{100 * (1 - s):.3g}" for s in sparsities], fontsize=7)
+    heat_ax.set(ylabel="weights kept (%)", title=f"{layer}: share of weights kept from each input")
+    fig.colorbar(image, ax=heat_ax, label="share kept")
+    positions = np.arange(kept.shape[1])
+    last = kept[-1]
+    line_ax.bar(positions, 100 * last, width=0.85, color=KEPT, label=f"round {len(kept)}")
+    line_ax.axhline(100 * last.mean(), color=ACCENT, linestyle="--", label="no spatial preference")
+    line_ax.set(xlabel="input position", ylabel="kept (%)")
+    line_ax.legend(fontsize="small", loc="upper right")
     return fig

@@ -37,7 +37,7 @@ def plot_timeline(recording, ax=None) -> Figure:
     for step in recording.schedule.pruning_steps():
         if step <= steps[-1]:
             ax.axvline(step, color="0.6", linewidth=0.6, linestyle=":")
-    ax.set(xlabel="training step", ylim=(0, 102), title=recording.method)
+    ax.set(xlabel=recording.unit, ylim=(0, 102), title=recording.method)
     ax.legend(fontsize="small", loc="center right")
     return fig
 
@@ -53,7 +53,11 @@ def plot_mask_film(recording, layer: str, count: int = 6) -> Figure:
         mask = frame.masks[layer]
         shown = mask.reshape(mask.shape[0], -1).float().numpy()
         ax.imshow(shown, cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
-        ax.set(xticks=[], yticks=[], title=f"step {frame.step}\n{1 - float(mask.float().mean()):.0%} pruned")
+        ax.set(
+            xticks=[],
+            yticks=[],
+            title=f"{recording.unit.split()[-1]} {frame.step}\n{1 - float(mask.float().mean()):.0%} pruned",
+        )
         ax.title.set_fontsize(8)
     return fig
 

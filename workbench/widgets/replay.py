@@ -2,7 +2,9 @@
 
 Each (method, schedule) choice records one gradual-pruning run of the shipped mlp on digits (``record_gradual``; kept
 for a quick return), then the ``Play`` button and the step slider only look frames up and redraw the changing
-artists: the layer's mask, its weight histogram and the marker on the timeline.
+artists: the layer's mask, its weight histogram and the marker on the timeline. Runs recorded elsewhere (a lottery
+ticket's rounds: ``LotteryHistory.recording()``) join the method list through ``recordings``; they have no
+schedule to choose.
 
 Example:
     >>> app = ReplayApp(epochs=2)
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 
 import ipywidgets as widgets
 
@@ -44,16 +47,30 @@ class ReplayApp(App):
     Args:
         final: the sparsity every schedule ends at.
         epochs: training epochs of each recorded run (the schedule ends at three quarters of its steps).
-        layer: the weight whose mask and histogram are shown.
+        layer: the weight whose mask and histogram are shown (a recorded run without it shows its first layer).
+        recordings: name → a recorded run, offered after the methods (the schedule dropdown is off for them).
+        method: the run shown first.
     """
 
     CHOICES = ("method", "schedule")
 
-    def __init__(self, final: float = 0.9, epochs: int = 4, layer: str = "fc1.weight"):
+    def __init__(
+        self,
+        final: float = 0.9,
+        epochs: int = 4,
+        layer: str = "fc1.weight",
+        recordings: Mapping[str, Recording] | None = None,
+        method: str = "magnitude",
+    ):
         self.final, self.epochs, self.layer = final, epochs, layer
+        self.recorded = dict(recordings or {})
+        if clash := set(self.recorded) & set(METHODS):
+            raise ValueError(f"recordings {sorted(clash)} share a name with a method; choose other names")
+        if method not in (*METHODS, *self.recorded):
+            raise ValueError(f"method {method!r} is neither a method nor a recording: {[*METHODS, *self.recorded]}")
         self.data = load_dataset("digits")
         self.runs: OrderedDict[tuple[str, str], tuple[Recording, ReplayFigure]] = OrderedDict()
-        self.method = widgets.Dropdown(options=tuple(METHODS), value="magnitude", description="method")
+        self.method = widgets.Dropdown(options=(*METHODS, *self.recorded), value=method, description="method")
         self.schedule = widgets.Dropdown(options=tuple(SCHEDULES), value="cubic", description="schedule")
         self.slider = widgets.IntSlider(value=0, min=0, max=1, description="frame", continuous_update=True)
         self.play = widgets.Play(value=0, min=0, max=1, interval=150, description="play")
@@ -76,9 +93,14 @@ class ReplayApp(App):
         self.controller.refresh()
 
     def _run(self, method: str, kind: str) -> tuple[Recording, ReplayFigure]:
-        key = (method, kind)
+        key = (method, "recorded" if method in self.recorded else kind)
         if key in self.runs:
             self.runs.move_to_end(key)
+            return self.runs[key]
+        if method in self.recorded:
+            recording = self.recorded[method]
+            layer = self.layer if self.layer in recording.layers else recording.layers[0]
+            self.runs[key] = (recording, ReplayFigure(recording, layer))
             return self.runs[key]
         steps = self.epochs * -(-len(self.data.train) // 64)  # wb.train's default batch of 64
         every = max(2, steps // 20)
@@ -102,12 +124,14 @@ class ReplayApp(App):
 
     @property
     def recording(self) -> Recording:
-        return self.runs[(self.controller.params["method"], self.controller.params["schedule"])][0]
+        method = self.controller.params["method"]
+        return self.runs[(method, "recorded" if method in self.recorded else self.controller.params["schedule"])][0]
 
     def show(self, params: dict) -> None:
         """Look the frame up in the chosen run (recording it first if new) and redraw what changed."""
         start = time.perf_counter()
         recording, view = self._run(params["method"], params["schedule"])
+        self.schedule.disabled = params["method"] in self.recorded
         last = len(recording.frames) - 1
         if self.slider.max != last:
             self.controller.set_quietly("frame", max=last, value=min(params["frame"], last))
@@ -120,14 +144,15 @@ class ReplayApp(App):
         self.update_ms.append(elapsed)
         self.state = {
             "method": params["method"],
-            "schedule": params["schedule"],
+            "schedule": "recorded" if self.schedule.disabled else params["schedule"],
             "frame": index,
             "step": frame.step,
             "sparsity": frame.sparsity,
             "accuracy": frame.accuracy,
             "error": None,
         }
+        trained = "trained while pruning" if recording.unit == "training step" else "after this round's training"
         self.status.value = (
-            f"step <b>{frame.step}</b> · sparsity <b>{frame.sparsity:.1%}</b> · val accuracy <b>{frame.accuracy:.1%}"
-            f"</b> (trained while pruning) · {elapsed:.0f} ms"
+            f"{recording.unit.split()[-1]} <b>{frame.step}</b> · sparsity <b>{frame.sparsity:.1%}</b> · val accuracy "
+            f"<b>{frame.accuracy:.1%}</b> ({trained}) · {elapsed:.0f} ms"
         )
