@@ -225,7 +225,7 @@ def test_saved_history_loads_unchanged_without_pickled_code(run, tmp_path):
     with pytest.raises(ValueError, match="is not a saved lottery history"):
         wb.LotteryHistory.load(tmp_path / "other.pt")
     torch.save({"format": "something else"}, tmp_path / "dict.pt")
-    with pytest.raises(ValueError, match="format 'workbench.lottery/1' expected"):
+    with pytest.raises(ValueError, match=r"format 'workbench\.lottery/1' expected"):
         wb.LotteryHistory.load(tmp_path / "dict.pt")
 
 
