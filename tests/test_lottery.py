@@ -251,3 +251,14 @@ def test_kept_per_input_matches_the_masks(run):
         assert row == pytest.approx(r.masks["fc1.weight"].float().mean(0).numpy())
     with pytest.raises(ValueError, match="was not pruned"):
         history.kept_per_input("fc1.bias")
+
+
+def test_recorded_runs_ship_and_load():
+    for model, dataset, rounds in (("mlp", "digits", 12), ("mlp1d", "mnist1d", 8)):
+        history = wb.recorded_lottery(model)
+        assert (history.model, history.dataset, len(history.rounds)) == (model, dataset, rounds)
+        assert all(r.masks.keys() == history.rounds[0].masks.keys() for r in history.rounds)
+        kept = [int(r.masks["fc1.weight"].sum()) for r in history.rounds]
+        assert kept == sorted(kept, reverse=True) and len(set(kept)) == rounds, "every round prunes more"
+    with pytest.raises(ValueError, match="no recorded lottery run for 'cnn'; recorded: mlp, mlp1d"):
+        wb.recorded_lottery("cnn")

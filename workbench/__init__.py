@@ -13,7 +13,8 @@ from .data import DATASETS, DatasetSplits, load_dataset
 from .devices import resolve_device
 from .gradual import GradualPruner
 from .iterative import IterativeHistory, iterative_prune
-from .lottery import LotteryHistory, lottery_ticket
+from .lottery import lottery_ticket
+from .lottery_history import LotteryHistory, recorded_lottery
 from .models import MODELS, build_model, count_parameters
 from .pruner import Pruner
 from .pruning import prune
@@ -49,6 +50,7 @@ __all__ = [
     "predict",
     "pretrained",
     "prune",
+    "recorded_lottery",
     "regularizers",
     "resolve_device",
     "save_shrunk",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import pickle
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,6 +29,8 @@ from .schedules import schedule
 RUNS = ("ticket", "reinit", "random_mask")  # the winning ticket and its two controls
 LABELS = {"ticket": "winning ticket", "reinit": "same masks, random re-init", "random_mask": "random masks"}
 FORMAT = "workbench.lottery/1"
+RECIPE = {"epochs": 0, "lr": 0.0, "seed": 0}  # recipe fields, with their defaults for files saved without them
+RECORDED = Path(__file__).resolve().parent / "recorded"
 EMPTY_HISTOGRAM = np.zeros(len(BINS), dtype=np.int64)
 
 
@@ -58,6 +61,9 @@ class LotteryHistory:
     dense_loss: float = float("nan")
     dense_histograms: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
     dataset: str = ""  # the data's name where known (shown in titles)
+    epochs: int = 0  # of every training (the dense one, the ticket's and the controls')
+    lr: float = 0.0
+    seed: int = 0
 
     def curves(self, split: str = "test") -> dict[str, tuple[list[float], list[float]]]:
         """Run → (sparsities, accuracies), starting at the dense network (sparsity 0)."""
@@ -133,6 +139,18 @@ class LotteryHistory:
         return _from_plain(plain)
 
 
+def _packed(mask: torch.Tensor) -> dict:
+    """A bool mask as 8 entries per byte (``np.packbits``) and its shape: an eighth of a bool tensor's bytes."""
+    bits = np.packbits(mask.to(torch.bool).flatten().numpy())
+    return {"shape": list(mask.shape), "bits": torch.from_numpy(bits)}
+
+
+def _unpacked(packed: dict) -> torch.Tensor:
+    shape = packed["shape"]
+    count = int(np.prod(shape))
+    return torch.from_numpy(np.unpackbits(packed["bits"].numpy(), count=count).astype(bool)).view(shape)
+
+
 def _to_plain(history: LotteryHistory) -> dict:
     def histograms(counts: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         return {name: torch.from_numpy(np.asarray(c, dtype=np.int64)) for name, c in counts.items()}
@@ -141,7 +159,7 @@ def _to_plain(history: LotteryHistory) -> dict:
         {
             "round": r.round,
             "sparsity": r.sparsity,
-            "masks": {name: mask.to(torch.bool) for name, mask in r.masks.items()},
+            "masks": {name: _packed(mask) for name, mask in r.masks.items()},
             "val": dict(r.val),
             "test": dict(r.test),
             "seconds": r.seconds,
@@ -150,7 +168,7 @@ def _to_plain(history: LotteryHistory) -> dict:
         }
         for r in history.rounds
     ]
-    fields = ("model", "rate", "rewind", "scope", "dense_val", "dense_test", "dense_loss", "dataset")
+    fields = ("model", "rate", "rewind", "scope", "dense_val", "dense_test", "dense_loss", "dataset", *RECIPE)
     plain = {"format": FORMAT, **{name: getattr(history, name) for name in fields}}
     plain.update(rewind_weights=history.rewind_weights, dense_histograms=histograms(history.dense_histograms))
     plain["rounds"] = rounds
@@ -165,7 +183,7 @@ def _from_plain(plain: dict) -> LotteryHistory:
         LotteryRound(
             r["round"],
             r["sparsity"],
-            r["masks"],
+            {name: _unpacked(packed) for name, packed in r["masks"].items()},
             r["val"],
             r["test"],
             r["seconds"],
@@ -182,4 +200,15 @@ def _from_plain(plain: dict) -> LotteryHistory:
         dense_loss=plain["dense_loss"],
         dense_histograms=histograms(plain["dense_histograms"]),
         dataset=plain["dataset"],
+        **{name: plain.get(name, default) for name, default in RECIPE.items()},
     )
+
+
+def recorded_lottery(model: str) -> LotteryHistory:
+    """The shipped history of ``benchmarks/lottery.py``'s first seed for ``model`` ("mlp" on digits, "mlp1d" on
+    mnist1d), so notebooks show a long run without recomputing it."""
+    path = RECORDED / f"lottery_{model}.pt"
+    if not path.exists():
+        shipped = sorted(p.stem.removeprefix("lottery_") for p in RECORDED.glob("lottery_*.pt"))
+        raise ValueError(f"no recorded lottery run for {model!r}; recorded: {', '.join(shipped)}")
+    return LotteryHistory.load(path)

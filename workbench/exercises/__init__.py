@@ -7,7 +7,7 @@ Example:
 """
 
 # each topic module registers its exercises in checker.EXERCISES on import
-from . import basics, groups, layouts, over_time, scoring  # isort: split
+from . import basics, groups, layouts, lottery, over_time, scoring  # isort: split
 
 from .checker import EXERCISES, STRICT_VARIABLE, Verdict, Wrong, check, exercise, hints
 from .notebooks import exercise_cells, parse_solutions, solutions_path, solve, write_solved
@@ -24,6 +24,7 @@ __all__ = [
     "groups",
     "hints",
     "layouts",
+    "lottery",
     "over_time",
     "parse_solutions",
     "scoring",

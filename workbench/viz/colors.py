@@ -38,6 +38,7 @@ SERIES_MARKERS = ("o", "s", "^", "D", "P", "X", "*", "v")
 
 MASK_COLORS = ListedColormap([PAPER, KEPT])  # pruned, kept
 WEIGHT_COLORS = colormaps["Blues"]  # |w|
+RELATIVE_COLORS = colormaps["PuOr_r"]  # a ratio around 1: purple below, white at 1, orange above (diverging, CVD-safe)
 REMOVED_RGB = np.array([0.84, 0.15, 0.16])  # tab:red, blended into the rows and columns a shrink removes
 
 MIN_DIFFERENCE = 20.0  # CIELAB ΔE (CIE76) between colours that must be told apart, for every kind of reader

@@ -21,7 +21,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
-from .colors import ACCENT, KEPT, REFERENCE, series_style
+from .colors import ACCENT, KEPT, REFERENCE, RELATIVE_COLORS, series_style
 from .render import axes_for
 
 
@@ -69,28 +69,31 @@ def plot_lottery(
 def plot_input_masks(history, layer: str, *, input_shape: tuple[int, ...] | None = None, count: int = 5) -> Figure:
     """Which inputs a ticket's ``layer`` keeps weights from, round by round (Greydanus & Kobak 2024 on mnist1d).
 
-    1-D inputs: a heat map (rounds × input position) of the share kept, and the last round's share per position
-    against the layer's overall share (a mask with no spatial preference would hug that line). ``input_shape``
-    (e.g. (8, 8)): ``count`` rounds drawn as images of the share kept per pixel.
+    The share kept from each input is drawn relative to the layer's share that round (1: no preference; a
+    diverging map, darker orange = listened to more, purple = less). 1-D inputs: a heat map (rounds × input
+    position) and the last round's share per position against the layer's share. ``input_shape`` (e.g. (8, 8)):
+    ``count`` rounds drawn as images, one value per pixel.
     """
     kept = history.kept_per_input(layer)
+    relative = kept / kept.mean(axis=1, keepdims=True)
     sparsities = [r.sparsity for r in history.rounds]
+    colors = {"cmap": RELATIVE_COLORS, "vmin": 0, "vmax": 2}
     if input_shape is not None and len(input_shape) == 2:
         indices = np.unique(np.linspace(0, len(kept) - 1, count).round().astype(int))
         fig = Figure(figsize=(1.7 * len(indices) + 0.8, 2.2), layout="constrained")
         axes = fig.subplots(1, len(indices), squeeze=False)[0]
         for ax, index in zip(axes, indices):
-            image = ax.imshow(kept[index].reshape(input_shape), cmap="Greys", vmin=0, vmax=1)
+            image = ax.imshow(relative[index].reshape(input_shape), **colors)
             ax.set(xticks=[], yticks=[], title=f"{100 * (1 - sparsities[index]):.3g} % kept")
             ax.title.set_fontsize(8)
-        fig.colorbar(image, ax=list(axes), label="share kept", shrink=0.8)
+        fig.colorbar(image, ax=list(axes), label="kept ÷ layer's share", shrink=0.8)
         return fig
     fig = Figure(figsize=(6.5, 4.6), layout="constrained")
     heat_ax, line_ax = fig.subplots(2, 1, height_ratios=(1.3, 1), sharex=True)
-    image = heat_ax.imshow(kept, cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    image = heat_ax.imshow(relative, aspect="auto", interpolation="nearest", **colors)
     heat_ax.set_yticks(range(len(kept)), [f"{100 * (1 - s):.3g}" for s in sparsities], fontsize=7)
-    heat_ax.set(ylabel="weights kept (%)", title=f"{layer}: share of weights kept from each input")
-    fig.colorbar(image, ax=heat_ax, label="share kept")
+    heat_ax.set(ylabel="weights kept (%)", title=f"{layer}: weights kept from each input, relative to the layer")
+    fig.colorbar(image, ax=heat_ax, label="kept ÷ layer's share")
     positions = np.arange(kept.shape[1])
     last = kept[-1]
     line_ax.bar(positions, 100 * last, width=0.85, color=KEPT, label=f"round {len(kept)}")
