@@ -1,15 +1,17 @@
 """SCOP: the criterion is side-effect free and deterministic, prunes exactly, shrinks to a model computing what the
-masked one does, and ranks units nothing reads below the units the network needs."""
+masked one does, and ranks units nothing reads below the units the network needs; the factor figure marks the pruned."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 from helpers import assert_refused, assert_same_state, state_copy
+from matplotlib.figure import Figure
 
 import workbench as wb
 from workbench.criteria import CRITERIA
 from workbench.criteria.scop import scop_factors
+from workbench.viz.scop import plot_scop_factors
 
 QUICK = {"steps": 10}
 CNN_LAYERS = ["stem.0", "block1.conv1", "block1.conv2", "down.0", "block2.conv1", "block2.conv2"]
@@ -138,3 +140,22 @@ def test_scop_refuses_too_few_samples_for_knockoffs(shipped, digits):
     few = (digits.train.tensors[0][:100], digits.train.tensors[1][:100])
     with pytest.raises(ValueError, match="needs at least 2 × features = 128 samples"):
         scop_factors(shipped("cnn"), ["fc"], few)
+
+
+# ---- the figure ----
+
+
+def test_the_factor_figure_marks_the_pruned_filters(shipped, digits):
+    model = shipped("cnn")
+    factors = scop_factors(model, CNN_LAYERS, digits, **QUICK)  # the layers the pruner scores, trained together
+    result = wb.prune(model, 0.25, "scop", "filter", data=digits, exclude=["fc"], criterion_options=QUICK)
+    fig = plot_scop_factors({layer: factors[layer] for layer in ("block1.conv1", "block2.conv1")}, result.masks)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    assert fig.axes[0].get_title() == "block1.conv1: 8 of 32 filters pruned"
+    crosses = [line for line in fig.axes[1].get_lines() if line.get_label() == "pruned"]
+    assert len(crosses[0].get_xdata()) == 16
+    real_bars, knockoff_bars = fig.axes[1].containers
+    heights = [bar.get_height() for bar in real_bars]
+    assert heights == sorted(heights)  # sorted by real − knockoff, so the pruned ones come first
+    assert all(abs(r.get_height() + k.get_height() - 1) < 1e-6 for r, k in zip(real_bars, knockoff_bars))
+    assert [bar.get_alpha() for bar in real_bars[:16]] == [0.3] * 16 and real_bars[16].get_alpha() == 1.0
