@@ -7,16 +7,20 @@ selection layer mixes, per output unit k, the real feature with the knockoff one
     real path ← β_k · real + (1 − β_k) · knockoff,    knockoff path unchanged,
 
 and only the factors β_k ∈ [0, 1] (starting at ½, clipped after each step) are trained to lower the
-cross-entropy of the real path's logits. A unit whose real feature helps the prediction more than its
-knockoff ends with β_k > ½; a unit whose knockoff serves as well (1 − β_k competes with β_k) is redundant.
-The importance is β_k − (1 − β_k): real factor minus knockoff factor, in [−1, 1]; the criterion returns it
-plus one (in [0, 2], same order) because group reductions and LAMP expect scores ≥ 0.
+cross-entropy of the real path's logits. Each step runs the knockoff batch first (no gradients; every
+selection layer records its features), then the real batch through the mixing, and takes a plain gradient
+step whose size ``lr`` is relative to each layer's first gradients (their root mean square), so one ``lr``
+suits layers and models whose gradients differ by orders of magnitude. A unit whose real feature helps the
+prediction more than its knockoff ends with β_k > ½; a unit whose knockoff serves as well (1 − β_k competes
+with β_k) is redundant. The importance is β_k − (1 − β_k): real factor minus knockoff factor, in [−1, 1];
+the criterion returns it plus one (in [0, 2], same order) because group reductions and LAMP expect scores ≥ 0.
 
-As in MindSpore Golden Stick's SCOP (``KfConv2d``), the knockoff factor is tied to the real one (they sum to
-one) and mixing happens before the following BatchNorm; the network is scored in eval mode here, so no
-BatchNorm statistics change. Golden Stick feeds a shuffled batch as knockoffs and scores |γ|·(β − (1 − β));
-we feed model-X Gaussian knockoffs, which do meet the knockoff condition, and keep the plain factor
-difference (weigh by BatchNorm scale with the "bn_scale" criterion instead).
+As in the reference code (Huawei's vega and MindSpore Golden Stick, both a ``KfConv2d`` layer), the knockoff
+factor is tied to the real one (they sum to one), the factors start at ½ (vega clamps them to [0, 1] after
+each step) and the mixing happens at the conv output, before its BatchNorm. Here the network runs in eval
+mode, so no BatchNorm statistics change. Golden Stick feeds a shuffled copy of the batch as knockoffs (it
+fails the knockoff condition: see ``workbench.knockoffs``) and ranks by |γ|·(β − (1 − β)); we feed model-X
+Gaussian knockoffs and rank by the plain factor difference (BatchNorm scale alone is the "bn_scale" criterion).
 
 Example:
     >>> import workbench as wb
@@ -168,7 +172,7 @@ def scop_factors(
 @register(
     "scop",
     needs_data=True,
-    description="SCOP: real minus knockoff scaling factor per output unit, learned against knockoff inputs (+1)",
+    description="SCOP: 1 + real − knockoff scaling factor per output unit, learned with knockoff inputs as a control",
     scores="units",
 )
 def scop(
