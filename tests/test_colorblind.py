@@ -9,6 +9,7 @@ import pytest
 
 from workbench.sensitivity import SensitivityResult
 from workbench.viz.colors import (
+    ACCENT,
     ALL_WEIGHTS,
     BUDGET,
     CURRENT,
@@ -28,6 +29,7 @@ TOLD_APART = {
     "histogram: threshold over kept weights": (CURRENT, KEPT),
     "curves: the current point on a measured curve": (CURRENT, CURVE),
     "shrink lab: the current point on the latency curve": (CURRENT, BUDGET[2]),
+    "scop factors: real vs knockoff share of a filter's bar": (KEPT, ACCENT),
     **{f"budget bars {i} and {j}": (BUDGET[i], BUDGET[j]) for i, j in itertools.combinations(range(3), 2)},
 }
 

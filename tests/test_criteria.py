@@ -11,7 +11,7 @@ from torch import nn
 import workbench as wb
 from workbench.criteria import CRITERIA, get_criterion
 
-FAST = {"max_batches": 1, "max_samples": 32, "batch_size": 32}  # each criterion takes the ones it accepts
+FAST = {"max_batches": 1, "max_samples": 32, "batch_size": 32, "steps": 5}  # each criterion takes the ones it accepts
 
 
 def weight_names(model: nn.Module, kinds=(nn.Linear, nn.Conv2d), exclude=()) -> list[str]:

@@ -17,7 +17,7 @@ from workbench.criteria import CRITERIA
 from workbench.masks import apply_masks, get_masks, is_masked
 from workbench.patterns import parse_pattern
 
-FAST = {"max_batches": 1, "max_samples": 32, "batch_size": 32}
+FAST = {"max_batches": 1, "max_samples": 32, "batch_size": 32, "steps": 5}
 PATTERNS = ("unstructured", "2:4", "block1x4", "block4x4", "kernel", "neuron", "channel", "head")
 SCOPES = ("local", "global")
 LAST_LAYER = {"mlp": "fc3", "cnn": "fc", "transformer": "head"}

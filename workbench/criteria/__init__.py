@@ -11,12 +11,14 @@ Example:
     True
 """
 
-# registration order is the order every list shows: weight criteria, then gradients, then units
+# registration order is the order every list shows: weight criteria, then gradients, then units, then SCOP
 from . import weights  # isort: split
 
 from . import gradients  # isort: split
 
 from . import activations  # isort: split
+
+from . import scop  # isort: split
 
 from .activations import following_batchnorm
 from .registry import CRITERIA, Criterion, Scores, get_criterion, register
@@ -32,5 +34,6 @@ __all__ = [
     "get_criterion",
     "gradients",
     "register",
+    "scop",
     "weights",
 ]
