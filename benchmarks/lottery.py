@@ -2,9 +2,9 @@
 
 Prints, per dataset, the test accuracy (mean ± std over seeds) of the winning ticket, the same masks with a random
 re-initialization, and random masks, at every round's sparsity; then how the ticket's first layer keeps weights per
-input position (Spearman correlation with the training inputs' spread per position, against the random-mask
-control's). ``--save DIR`` writes each dataset's first-seed history (``lottery_<model>.pt``), which the notebook
-and the replay load.
+input position: the Spearman correlation of the share kept per input with the mutual information between that input
+and the label, against random masks of the same size. ``--save DIR`` writes every history
+(``lottery_<model>_seed<n>.pt``); the first seed's ship as ``workbench/recorded/lottery_<model>.pt``.
 
     python benchmarks/lottery.py                      # the recorded run (BENCHMARKS.md)
     python benchmarks/lottery.py --quick              # a smoke run
@@ -22,6 +22,7 @@ import torch
 from scipy.stats import spearmanr
 
 import workbench as wb
+from workbench.data import label_information
 from workbench.lottery import RUNS
 from workbench.zoo import shift_augment
 
@@ -70,23 +71,23 @@ def accuracy_table(histories: list[wb.LotteryHistory]) -> pd.DataFrame:
     return pd.DataFrame(cells, index=table.index).sort_index(ascending=False)
 
 
-def input_structure(histories: list[wb.LotteryHistory], dataset: str) -> str:
-    """Spearman ρ between the share of fc1's weights kept per input and the inputs' std per position."""
-    data = wb.load_dataset(dataset)
-    spread = data.train.tensors[0].reshape(len(data.train), -1).std(0).numpy()
-    values = []
-    for history in histories:
-        kept = history.kept_per_input("fc1.weight")[-1]
-        values.append(spearmanr(kept, spread).statistic)
+def input_structure(histories: list[wb.LotteryHistory], dataset: str, shuffles: int = 100) -> str:
+    """Spearman ρ between the share of fc1's weights kept per input and the input's information about the label:
+    for the tickets' last round, and for random masks of the same size (the random-mask control's kind)."""
+    information = label_information(wb.load_dataset(dataset))
+    tickets = [spearmanr(h.kept_per_input("fc1.weight")[-1], information).statistic for h in histories]
     generator = torch.Generator().manual_seed(0)
     mask = histories[0].rounds[-1].masks["fc1.weight"]
-    shuffled = mask.flatten()[torch.randperm(mask.numel(), generator=generator)].reshape(mask.shape)
-    control = spearmanr(shuffled.float().mean(0).numpy(), spread).statistic
+    controls = []
+    for _ in range(shuffles):
+        shuffled = mask.flatten()[torch.randperm(mask.numel(), generator=generator)].reshape(mask.shape)
+        controls.append(spearmanr(shuffled.float().mean(0).numpy(), information).statistic)
     kept = histories[0].kept_per_input("fc1.weight")[-1]
     return (
-        f"fc1 kept per input vs input std: Spearman ρ = {np.mean(values):.2f} ± {np.std(values):.2f} over "
-        f"{len(values)} seeds (a random mask of the same size: {control:.2f}); last round keeps "
-        f"{100 * kept.min():.1f}–{100 * kept.max():.1f} % per input (mean {100 * kept.mean():.1f} %)"
+        f"fc1 kept per input vs the input's mutual information with the label: Spearman ρ = {np.mean(tickets):.2f} "
+        f"± {np.std(tickets):.2f} over {len(tickets)} seeds; random masks of the same size: {np.mean(controls):.2f} "
+        f"± {np.std(controls):.2f} over {shuffles} draws; the last round keeps {100 * kept.min():.1f}–"
+        f"{100 * kept.max():.1f} % per input (mean {100 * kept.mean():.1f} %)"
     )
 
 
@@ -113,7 +114,8 @@ def main() -> None:
         print(input_structure(histories, dataset))
         if args.save:
             args.save.mkdir(parents=True, exist_ok=True)
-            histories[0].save(args.save / f"lottery_{setup['model']}.pt")
+            for seed, history in zip(seeds, histories):
+                history.save(args.save / f"lottery_{setup['model']}_seed{seed}.pt")
 
 
 if __name__ == "__main__":
