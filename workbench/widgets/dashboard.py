@@ -66,9 +66,11 @@ def _shrink_lab() -> App:
 
 
 def _replay() -> App:
+    from ..lottery_history import recorded_lottery
     from .replay import ReplayApp
 
-    return ReplayApp()
+    tickets = {"lottery ticket · digits": "mlp", "lottery ticket · MNIST-1D": "mlp1d"}
+    return ReplayApp(recordings={label: recorded_lottery(model).recording() for label, model in tickets.items()})
 
 
 TABS = (
@@ -97,7 +99,8 @@ TABS = (
     ),
     TabSpec(
         "over time",
-        "Pruning while training: press play and watch the schedule raise the sparsity while the network recovers.",
+        "Pruning while training: press play and watch the sparsity rise as the network recovers, or a lottery ticket's "
+        "rounds.",
         _replay,
     ),
 )
