@@ -70,7 +70,12 @@ class ReplayApp(App):
             raise ValueError(f"method {method!r} is neither a method nor a recording: {[*METHODS, *self.recorded]}")
         self.data = load_dataset("digits")
         self.runs: OrderedDict[tuple[str, str], tuple[Recording, ReplayFigure]] = OrderedDict()
-        self.method = widgets.Dropdown(options=(*METHODS, *self.recorded), value=method, description="method")
+        self.method = widgets.Dropdown(
+            options=(*METHODS, *self.recorded),
+            value=method,
+            description="method",
+            layout=widgets.Layout(width="max-content", min_width="18em"),  # recorded runs have long names
+        )
         self.schedule = widgets.Dropdown(options=tuple(SCHEDULES), value="cubic", description="schedule")
         self.slider = widgets.IntSlider(value=0, min=0, max=1, description="frame", continuous_update=True)
         self.play = widgets.Play(value=0, min=0, max=1, interval=150, description="play")
