@@ -273,3 +273,129 @@ def _prepared(models, device: torch.device):
                 model.to(home)
             for module, training in modes:
                 module.training = training
+
+
+SPARSE_LAYOUTS = (torch.sparse_csr, torch.sparse_bsr)
+
+
+def tensor_bytes(model: nn.Module) -> int:
+    """Bytes of every parameter and buffer, counting a sparse tensor's indices and values (not its dense size)."""
+    total = 0
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        if tensor.layout in SPARSE_LAYOUTS:
+            parts = (tensor.crow_indices(), tensor.col_indices(), tensor.values())
+        elif hasattr(tensor, "packed") and tensor.packed is not None:  # 2:4 semi-structured: values + metadata
+            parts = (tensor.packed, *(t for t in (getattr(tensor, "meta", None),) if t is not None))
+        else:
+            parts = (tensor,)
+        total += sum(part.numel() * part.element_size() for part in parts)
+    return total
+
+
+def _mode_flops(build, counted: tuple[int, dict[str, int]], scale: float) -> float:
+    """FLOPs of a mode's forward: dense for dense/masked; a sparse layer's share of its stored entries otherwise."""
+    if build.mode == "shrunk":
+        return float("nan")  # counted separately on the shrunk model
+    total, per_layer = counted
+    for name in build.sparse_layers:
+        weight = build.model.get_submodule(name).weight
+        stored = weight.values().numel() if weight.layout in SPARSE_LAYOUTS else weight.numel() / 2  # 2:4: half
+        total -= per_layer[name] * (1 - stored / (weight.shape[0] * weight.shape[1]))
+    return total * scale
+
+
+def _dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of the model's first floating-point parameter or buffer (what its inputs must be)."""
+    tensors = itertools.chain(model.parameters(), model.buffers())
+    return next((t.dtype for t in tensors if t.is_floating_point()), torch.float32)
+
+
+def _resized(x: torch.Tensor, batch: int) -> torch.Tensor:
+    """``batch`` rows of ``x``: its first ones, repeated as often as needed."""
+    repeats = -(-batch // x.shape[0])
+    return x.repeat(repeats, *([1] * (x.dim() - 1)))[:batch]
+
+
+def compare_modes(
+    model: nn.Module,
+    inputs,
+    modes=None,
+    *,
+    device: str | torch.device = "auto",
+    batch_sizes=(1, 64, 256),
+    threads: int | None = None,
+    min_run_time: float = 0.2,
+):
+    """Run the pruned ``model`` every way in ``modes`` (default: ``execution.MODES``) and measure each, per batch.
+
+    Returns a pandas DataFrame, one row per mode × batch size: ``available`` and ``note`` (why not, or what stays
+    dense), ``latency_ms`` / ``iqr_ms`` (``compare_latency``: interleaved, ``threads`` stated), ``speedup`` over
+    "dense", ``max_abs_diff`` of the outputs from "dense" (the masked weights run densely: every mode must compute
+    that function), ``params`` / ``nonzero``, ``bytes`` (weights and buffers as stored, sparse indices included),
+    ``flops`` (dense FLOPs, less what sparse layers skip by storing fewer entries), and ``peak_mb`` (CUDA only).
+    ``inputs`` is one example batch; a batch size takes its first rows, repeated as needed.
+    """
+    import pandas as pd
+
+    from .execution import MODES, build_mode
+
+    modes = MODES if modes is None else tuple(modes)
+    if unknown := [m for m in modes if m not in MODES]:
+        raise ValueError(f"unknown modes {unknown}; choose from {', '.join(MODES)}")
+    if not batch_sizes or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in batch_sizes):
+        raise ValueError(f"batch_sizes must be positive integers, got {batch_sizes!r}")
+    example = as_inputs(inputs)
+    target = resolve_device(device)
+    builds = {mode: build_mode(model, mode, example, device=target) for mode in ("dense", *modes)}
+    reference = builds["dense"].model
+    counted = layer_flops(reference, tuple(x[:1] for x in example))
+    rows = []
+    for batch in batch_sizes:
+        batch_inputs = tuple(_resized(x, batch) for x in example)
+        runnable = {m: b.model for m, b in builds.items() if b.available and m in (*modes, "dense")}
+        half = {m: runnable.pop(m) for m in list(runnable) if _dtype(runnable[m]) == torch.float16}
+        timed = compare_latency(runnable, batch_inputs, device=target, threads=threads, min_run_time=min_run_time)
+        if half:
+            timed |= compare_latency(
+                half, tuple(x.half() for x in batch_inputs), device=target, threads=threads, min_run_time=min_run_time
+            )
+        with torch.no_grad(), _prepared([reference], target):
+            expected = reference(*(x.to(target) for x in batch_inputs)).float()
+        for mode in modes:
+            build = builds[mode]
+            row = {"mode": mode, "batch": batch, "available": build.available, "device": str(target)}
+            row["note"] = build.reason or "; ".join(f"{k} dense: {why}" for k, why in build.dense_layers.items())
+            if build.available:
+                row.update(_measured(build, reference, batch_inputs, expected, target, timed, counted, batch))
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _measured(build, reference, batch_inputs, expected, target, timed, counted, batch) -> dict:
+    """One available mode's row at one batch size (``reference``: the dense model, whose weights the sparse modes
+    hold in another layout, so their parameter counts are its)."""
+    model = build.model
+    dtype = _dtype(model)
+    with torch.no_grad(), _prepared([model], target):
+        if target.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(target)
+        output = model(*(x.to(target, dtype) for x in batch_inputs)).float()
+        peak = torch.cuda.max_memory_allocated(target) / 2**20 if target.type == "cuda" else float("nan")
+    total, nonzero = parameter_counts(model if build.mode == "shrunk" else reference)
+    if build.mode == "shrunk":
+        flop_count = float(flops(model, tuple(x[:1] for x in batch_inputs))) * batch
+    else:
+        flop_count = _mode_flops(build, counted, batch)
+    latency_of = timed[build.mode]
+    return {
+        "latency_ms": latency_of.median_ms,
+        "iqr_ms": latency_of.iqr_ms,
+        "threads": latency_of.threads,
+        "speedup": timed["dense"].median_ms / latency_of.median_ms,
+        "max_abs_diff": float((output - expected).abs().max()),
+        "params": total,
+        "nonzero": nonzero,
+        "bytes": tensor_bytes(model),
+        "flops": flop_count,
+        "peak_mb": peak,
+    }
