@@ -3,8 +3,6 @@ it could not make sparse; compare_modes measures them side by side without touch
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
 from hypothesis import given, settings
@@ -15,7 +13,6 @@ from workbench.execution import MODES, SparseLinear, build_mode
 from workbench.masks import get_masks, plain_state_dict
 from workbench.measure import compare_modes, tensor_bytes
 
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 INPUTS = {"mlp": torch.randn(16, 64, generator=torch.Generator().manual_seed(0)), "cnn": torch.randn(8, 1, 8, 8)}
 INPUTS["transformer"] = INPUTS["cnn"]
 CASES = [

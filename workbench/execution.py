@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from copy import deepcopy
 from dataclasses import dataclass, field
 
@@ -34,6 +35,9 @@ from torch import nn
 
 from .devices import resolve_device
 from .masks import bake, get_masks, qualified
+
+# torch warns once per process that CSR is a beta feature; the modes here are tested against dense outputs
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state", category=UserWarning)
 
 MODES = ("dense", "masked", "csr", "bsr", "semi_structured", "shrunk")
 BLOCK_SIDES = (32, 16, 8, 4, 2)
