@@ -342,3 +342,11 @@ def test_train_prune_to_writes_a_sparse_checkpoint(tmp_path, capsys):
     assert main(["train", "mlp2d", "--prune-to", "0.8"]) == 2, (
         "the shipped checkpoint is never replaced by a sparse one"
     )
+
+
+def test_prune_shrink_times_on_the_device_asked_for(capsys, monkeypatch, tmp_path):
+    assert _shrink_json(capsys, "mlp", "--pattern", "neuron", "--batch", "2", "--device", "cpu")["device"] == "cpu"
+    monkeypatch.chdir(tmp_path)
+    assert main(["prune", "mlp", "--pattern", "neuron", "--shrink", "--device", "tpu"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "unknown device 'tpu'" in error and "\n" not in error

@@ -21,6 +21,7 @@ from torch import nn
 
 from .criteria import CRITERIA
 from .data import DATASETS, load_dataset
+from .devices import resolve_device
 from .iterative import iterative_prune
 from .masks import plain_state_dict
 from .measure import compare_latency, model_costs
@@ -136,13 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     prune_parser.add_argument(
         "--shrink",
         action="store_true",
-        help=f"remove whole units ({', '.join(coupled_patterns())}) and report shapes, params, FLOPs and CPU latency",
+        help=f"remove whole units ({', '.join(coupled_patterns())}) and report shapes, params, FLOPs and latency",
     )
     prune_parser.add_argument(
         "--batch",
         type=int,
         default=SHRINK_BATCH,
         help=f"with --shrink: batch size for FLOPs and latency (default {SHRINK_BATCH}; 1 times single-image calls)",
+    )
+    prune_parser.add_argument(
+        "--device", default="auto", help="with --shrink: where latency is timed: auto (CUDA when available), cpu, cuda"
     )
     app_parser = commands.add_parser("app", help="serve the dashboard (every app in tabs) with Voilà on 127.0.0.1")
     app_parser.add_argument("--port", type=int, default=None, help="port to listen on (default: a free one)")
@@ -237,6 +241,7 @@ def shrink_command(args) -> tuple[nn.Module, dict]:
         )
     if args.batch < 1:
         raise ValueError(f"--batch must be at least 1, got {args.batch}")
+    resolve_device(args.device)  # an unknown or absent device is refused before the work
     if args.out:
         check_out(args.out, twin=True)  # before the work, not after
     dense = pretrained(args.model)
@@ -251,7 +256,7 @@ def shrink_command(args) -> tuple[nn.Module, dict]:
         exclude=tuple(args.exclude),
     )
     inputs = default_inputs(dense, args.batch)
-    timed = compare_latency({"dense": dense, "shrunk": small}, inputs, device="cpu")
+    timed = compare_latency({"dense": dense, "shrunk": small}, inputs, device=args.device)
     costs = {
         "dense": dataclasses.replace(model_costs(dense, inputs), latency=timed["dense"]),
         "shrunk": dataclasses.replace(model_costs(small, inputs), latency=timed["shrunk"]),
@@ -264,6 +269,7 @@ def shrink_command(args) -> tuple[nn.Module, dict]:
         "sparsity": args.sparsity,
         "batch": args.batch,
         "threads": timed["dense"].threads,
+        "device": timed["dense"].device,
         "layers": [{"name": name, "before": before, "after": after} for name, before, after in shrunk.layers],
         "notes": shrunk.notes,
         "shrink_seconds": shrunk.seconds,
@@ -306,7 +312,8 @@ def _print_shrink(report: dict) -> None:
     print(f"{'':<{label}}  {'dense':>{number}}  {'shrunk':>{number}}  dense/shrunk")
     for name, before, after, ratio in rows:
         print(f"{name:<{label}}  {before:>{number}}  {after:>{number}}  {ratio}".rstrip())
-    print(f"speedup {ratios['latency']:.2f}× at batch {batch}, {threads} threads (cpu; dense ÷ shrunk median latency)")
+    where = f"{threads} threads ({report['device']}; dense ÷ shrunk median latency)"
+    print(f"speedup {ratios['latency']:.2f}× at batch {batch}, {where}")
     for note in report["notes"]:
         print(f"note: {note}")
     if "out" in report:

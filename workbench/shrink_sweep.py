@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from .attention import attention_layouts
 from .cuts import LayerCut, layer_cuts, shape_text
 from .data import load_dataset
+from .devices import resolve_device
 from .layers import prunable_layers
 from .measure import Latency, compare_latency, flops
 from .patterns import coupled_patterns, parse_pattern
@@ -79,6 +80,7 @@ class ShrinkSweep:
         sparsities: the grid, fractions of each group's units removed (local scope).
         threads, min_run_time, rounds: torch threads while timing, seconds of timing per model, and rounds of
             ``compare_latency`` (the dense model and every shrunk one are timed interleaved in one call).
+        device: where the latency is timed: "auto" (CUDA when available), "cpu" or "cuda".
         data: what data-driven criteria score on.
     """
 
@@ -97,6 +99,7 @@ class ShrinkSweep:
         rounds: int = 4,
         data=None,
         progress: bool = True,
+        device: str | torch.device = "auto",
     ):
         if pattern not in sweep_patterns():
             raise ValueError(f"pattern {pattern!r} is not structured; choose one of {', '.join(sweep_patterns())}")
@@ -116,6 +119,7 @@ class ShrinkSweep:
             data,
             progress,
         )
+        self.device = resolve_device(device)
 
     def run(self) -> ShrinkSweep:
         """Score once; shrink and evaluate at every grid sparsity; then time all of them and the dense model,
@@ -139,7 +143,7 @@ class ShrinkSweep:
             for sparsity in self.sparsities:
                 self.points_.append(self._point(sparsity, dense))
                 bar.update()
-            bar.set_description(f"timing (batch {len(self.timing_inputs)}, {self.threads} thread)")
+            bar.set_description(f"timing (batch {len(self.timing_inputs)}, {self.threads} thread, {self.device})")
             # one timing per architecture: grid points of equal shapes (and the dense shapes) are the same computation
             models = {_architecture(self.dense_shapes_): dense}
             for point in self.points_:
@@ -147,7 +151,7 @@ class ShrinkSweep:
             timed = compare_latency(
                 models,
                 self.timing_inputs,
-                device="cpu",
+                device=self.device,
                 threads=self.threads,
                 min_run_time=self.min_run_time,
                 rounds=self.rounds,
@@ -241,8 +245,10 @@ def shrink_sweep(
     threads: int = 1,
     min_run_time: float = 0.2,
     progress: bool = True,
+    device: str | torch.device = "auto",
 ) -> ShrinkSweep:
-    """The sweep of a shipped model on digits (run now): accuracy on ``split``, latency on ``batch`` training images.
+    """The sweep of a shipped model on digits (run now): accuracy on ``split``, latency on ``batch`` training images
+    timed on ``device`` ("auto": CUDA when available).
 
     Data-driven criteria score on the training split.
     """
@@ -264,4 +270,5 @@ def shrink_sweep(
         min_run_time=min_run_time,
         data=digits.train,
         progress=progress,
+        device=device,
     ).run()

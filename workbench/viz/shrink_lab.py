@@ -60,7 +60,8 @@ class ShrinkLabFigure:
         latency_ax.set(
             xlim=(-2, 100), ylim=(0, 1.15 * max(latency.max(), dense.median_ms)), xlabel="sparsity (%)", ylabel="ms"
         )
-        latency_ax.set_title(f"CPU latency per batch of {dense.batch}, {dense.threads} thread", fontsize=10)
+        where = "CPU" if dense.device == "cpu" else dense.device.upper()
+        latency_ax.set_title(f"{where} latency per batch of {dense.batch}, {dense.threads} thread", fontsize=10)
         latency_ax.legend(fontsize=8, loc="lower left")
         latency_ax.grid(alpha=0.3)
         dynamic = [*self.cut_artists, *self.bars, self.accuracy_marker, self.latency_marker]

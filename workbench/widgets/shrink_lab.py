@@ -35,9 +35,10 @@ KEPT_SWEEPS = 4  # choices kept for a quick return, each with its grid of shrunk
 class ShrinkLab(App):
     """Dropdowns (model, criterion, pattern, layer) and a sparsity slider over shrunk models of the shipped nets.
 
-    Accuracy is measured on the digits ``split`` ("val" or "test"); latency on the CPU with ``batch`` training
-    images and one thread. ``state`` holds what is shown; ``update_ms`` the time of each slider or layer
-    update, ``build_ms`` of each model/criterion/pattern change (a new choice runs its sweep).
+    Accuracy is measured on the digits ``split`` ("val" or "test"); latency on ``device`` ("auto": CUDA when
+    available) with ``batch`` training images and one thread. ``state`` holds what is shown; ``update_ms`` the
+    time of each slider or layer update, ``build_ms`` of each model/criterion/pattern change (a new choice runs
+    its sweep).
     """
 
     CHOICES = ("model", "criterion", "pattern")
@@ -53,7 +54,9 @@ class ShrinkLab(App):
         sparsities=GRID,
         dpi: int = DPI,
         progress: bool = True,
+        device: str = "auto",
     ):
+        self.device = device  # where the sweep times latency ("auto": CUDA when available)
         self.split_name, self.batch, self.sparsities, self.dpi, self.progress = (
             split,
             batch,
@@ -111,6 +114,7 @@ class ShrinkLab(App):
                     split=self.split_name,
                     batch=self.batch,
                     sparsities=self.sparsities,
+                    device=self.device,
                     progress=self.progress,
                 )
         finally:
