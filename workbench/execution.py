@@ -99,14 +99,14 @@ def _block_size(mask: torch.Tensor) -> tuple[tuple[int, int] | None, str]:
         if bool((blocks.all(dim=(1, 3)) | ~blocks.any(dim=(1, 3))).all()):
             return (r, c), ""
     r, c = dividing[-1]
-    return (r, c), f"its mask is not block-structured: {r}×{c} blocks store zeros"
+    return (r, c), f"masks not block-structured, so their {r}×{c} blocks store zeros"
 
 
 def _sparse_copy(model: nn.Module, layout: str) -> ModeBuild:
     masks = get_masks(model)
     copy = _baked_copy(model)
     build = ModeBuild(layout, copy)
-    notes = []
+    notes: dict[str, list[str]] = {}  # what a layer's storage costs → the layers it applies to
     for name, module in list(copy.named_modules()):
         mask = masks.get(qualified(name, "weight"))
         if not isinstance(module, nn.Linear):
@@ -123,14 +123,21 @@ def _sparse_copy(model: nn.Module, layout: str) -> ModeBuild:
                 build.dense_layers[name] = note
                 continue
             if note:
-                notes.append(f"{name}: {note}")
+                notes.setdefault(note, []).append(name)
         parent, _, leaf = name.rpartition(".")
         setattr(copy.get_submodule(parent), leaf, SparseLinear(module, layout, blocksize))
         build.sparse_layers.append(name)
     if not build.sparse_layers:
         return ModeBuild(layout, None, "no pruned Linear layer to store sparse", [], build.dense_layers)
-    build.reason = "; ".join(notes)
+    build.reason = "; ".join(f"{_listed(layers)}: {note}" for note, layers in notes.items())
     return build
+
+
+def _listed(names: list[str], shown: int = 3) -> str:
+    """Layer names for a one-line note: all of a few, or the first ones and how many more."""
+    if len(names) <= shown:
+        return ", ".join(names)
+    return f"{', '.join(names[:shown])} and {len(names) - shown} more"
 
 
 def _is_two_four(mask: torch.Tensor) -> bool:
