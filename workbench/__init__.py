@@ -22,6 +22,7 @@ from .reports import PruneResult, sparsity_report
 from .schedules import SCHEDULES, schedule
 from .shrinking import shrink, shrink_with_report
 from .storage import load_sparse, save_sparse
+from .storage_report import storage_report
 from .structure.saving import load_shrunk, save_shrunk
 from .timing import compare_timing
 from .train import History, evaluate, fine_tune, predict, train
@@ -61,6 +62,7 @@ __all__ = [
     "shrink",
     "shrink_with_report",
     "sparsity_report",
+    "storage_report",
     "train",
 ]
 __version__ = "0.1.0"
