@@ -1,11 +1,12 @@
-"""Compact files of pruned models: ``save_sparse`` / ``load_sparse`` (lossless, no pickle) and ``storage_report``.
+"""Compact files of pruned models: ``save_sparse`` / ``load_sparse`` (lossless, no pickle), ``read_sparse``.
 
 A masked weight is stored as its mask plus its kept values only: the file is of the pruned model, whose
 pruned originals load as zeros. Every other tensor (biases, BatchNorm statistics, unpruned layers) is stored
-whole, or sparse where its exact zeros make that smaller (a baked model). Each tensor takes the smallest of its
-encodings (``storage_encodings.ENCODINGS``: dense, bitmask, indices, nm) unless ``encoding`` picks one for the
-masked weights. Values are bit patterns (exact), or float16 with ``values="fp16"``, which the file and the
-loader mark as lossy. The container (``storage_format``) is a JSON header and compressed buffers, checksummed.
+whole, or sparse where its +0.0 elements make that smaller (a baked model; -0.0 is a value, kept bit for bit).
+Each tensor takes the smallest of its encodings (``storage_encodings.ENCODINGS``: dense, bitmask, indices, nm)
+unless ``encoding`` picks one for the masked weights. Values are bit patterns (exact), or float16 with
+``values="fp16"``, which the file and the loader mark as lossy. The container (``storage_format``) is a JSON
+header and compressed buffers, checksummed; ``storage_report`` measures where a file's bytes go.
 
 Example:
     >>> import tempfile, torch, workbench as wb

@@ -13,10 +13,10 @@ Layout (little-endian)::
 
 Every buffer (and the header) is raw LZMA2 (stdlib ``lzma``, ``FORMAT_RAW``, preset 6, 1 MiB dictionary, no
 literal context: lc = lp = pb = 0 suited every buffer we measured; preset 9 "extreme" saved under 0.1 % and took
-a quarter longer), or stored as it is when that is no smaller; each
-buffer on its own, so its stored size is exactly what it adds to the file. Reading checks, in order: the magic,
-the version, the sizes (truncated or trailing bytes), the checksum; only then does it decompress, never past
-the sizes the header declares. Every refusal is a one-line ValueError naming the file.
+a quarter longer), or stored as it is when that is no smaller; each buffer on its own, so its stored size is
+exactly what it adds to the file. Reading checks, in order: the magic, the version, the sizes (truncated or
+trailing bytes), the checksum; only then does it decompress, never past the sizes the header declares. Every
+refusal is a one-line ValueError naming the file.
 
 Example:
     >>> import tempfile
