@@ -143,6 +143,7 @@ def masked_models(draw):
 
 
 def random_mask(shape, pattern: str, sparsity: float, generator) -> torch.Tensor:
+    """A random mask: 2 of every 4 inputs (2:4), or ``round(sparsity × units)`` weights or rows pruned."""
     if pattern == "2:4":
         moved = (shape[0], *shape[2:], shape[1])
         ranks = torch.rand(moved, generator=generator).view(-1, 4).argsort(dim=1).argsort(dim=1)
