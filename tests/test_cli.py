@@ -270,6 +270,26 @@ def test_prune_out_writes_plain_state_dict(tmp_path, capsys):
     assert wb.sparsity_report(model).sparsity == 0.5
 
 
+def test_prune_save_sparse_writes_a_file_load_sparse_reads(tmp_path, capsys):
+    path = tmp_path / "pruned.sparse"
+    assert main(["prune", "mlp", "--sparsity", "0.9", "--save-sparse", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["sparse"] == {"path": str(path), "bytes": path.stat().st_size}
+    again = wb.load_sparse(path)
+    assert wb.sparsity_report(again).sparsity == pytest.approx(0.9, abs=1e-4)
+
+
+def test_prune_save_sparse_is_checked_first_and_refused_with_shrink(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("workbench.cli.pretrained", _no_work)
+    missing = tmp_path / "missing" / "x.sparse"
+    assert f"cannot write --save-sparse {missing}" in _one_line_error(
+        capsys, ["prune", "mlp", "--save-sparse", str(missing)]
+    )
+    argv = ["prune", "mlp", "--pattern", "neuron", "--shrink", "--save-sparse", str(tmp_path / "x.sparse")]
+    assert "--save-sparse saves the masked model" in _one_line_error(capsys, argv)
+    assert not any(tmp_path.iterdir())
+
+
 def _one_line_error(capsys, argv) -> str:
     """Run ``argv``; assert exit 2, nothing on stdout and exactly one line, no traceback, on stderr; return it."""
     assert main(argv) == 2

@@ -17,6 +17,7 @@ from workbench.viz.colors import (
     DICHROMACY,
     KEPT,
     PAPER,
+    STORAGE_PARTS,
     color_difference,
     distinguishable,
 )
@@ -31,6 +32,10 @@ TOLD_APART = {
     "shrink lab: the current point on the latency curve": (CURRENT, BUDGET[2]),
     "scop factors: real vs knockoff share of a filter's bar": (KEPT, ACCENT),
     **{f"budget bars {i} and {j}": (BUDGET[i], BUDGET[j]) for i, j in itertools.combinations(range(3), 2)},
+    **{
+        f"storage bars: {a} vs {b}": (STORAGE_PARTS[a], STORAGE_PARTS[b])
+        for a, b in itertools.combinations(STORAGE_PARTS, 2)
+    },
 }
 
 

@@ -21,6 +21,8 @@ from .pruning import prune
 from .reports import PruneResult, sparsity_report
 from .schedules import SCHEDULES, schedule
 from .shrinking import shrink, shrink_with_report
+from .storage import load_sparse, save_sparse
+from .storage_report import storage_report
 from .structure.saving import load_shrunk, save_shrunk
 from .timing import compare_timing
 from .train import History, evaluate, fine_tune, predict, train
@@ -46,6 +48,7 @@ __all__ = [
     "iterative_prune",
     "load_dataset",
     "load_shrunk",
+    "load_sparse",
     "lottery_ticket",
     "predict",
     "pretrained",
@@ -54,10 +57,12 @@ __all__ = [
     "regularizers",
     "resolve_device",
     "save_shrunk",
+    "save_sparse",
     "schedule",
     "shrink",
     "shrink_with_report",
     "sparsity_report",
+    "storage_report",
     "train",
 ]
 __version__ = "0.1.0"

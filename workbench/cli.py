@@ -32,6 +32,7 @@ from .reports import SCOPES, sparsity_report
 from .schedules import SCHEDULES
 from .shrinking import shrink_with_report
 from .site import build_site, default_notebooks
+from .storage import save_sparse
 from .structure.saving import check_path, save_shrunk
 from .structure.shrink import default_inputs
 from .train import evaluate, fine_tune
@@ -41,19 +42,19 @@ from .zoo import RECIPES, checkpoint_info, pretrained, train_checkpoint
 SHRINK_BATCH = 256  # --shrink's default batch: compute, not per-call overhead, as in BENCHMARKS.md and notebook 05
 
 
-def check_out(path, twin: bool) -> Path:
-    """``--out`` as a Path, or a ValueError saying why it cannot be written, checked before any work.
+def check_out(path, twin: bool, flag: str = "--out") -> Path:
+    """``flag``'s file as a Path, or a ValueError saying why it cannot be written, checked before any work.
 
     ``twin``: a shrunk save, which also writes ``path``'s .json twin (``saving.check_path`` refuses a .json path).
     """
     path = Path(path)
     folder = path.parent
     if not folder.is_dir():
-        raise ValueError(f"cannot write --out {path}: folder {folder} does not exist")
+        raise ValueError(f"cannot write {flag} {path}: folder {folder} does not exist")
     if path.is_dir():
-        raise ValueError(f"cannot write --out {path}: it is a folder; give a file name such as {path / 'model.pt'}")
+        raise ValueError(f"cannot write {flag} {path}: it is a folder; give a file name such as {path / 'model.pt'}")
     if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise ValueError(f"cannot write --out {path}: permission denied")
+        raise ValueError(f"cannot write {flag} {path}: permission denied")
     return check_path(path) if twin else path
 
 
@@ -134,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="save a plain state_dict with pruned weights zeroed "
         "(with --shrink: the shrunk model's state_dict, and its shapes in FILE's .json twin)",
     )
+    prune_parser.add_argument("--save-sparse", metavar="FILE", help="save the pruned model as a compact sparse file")
     prune_parser.add_argument(
         "--shrink",
         action="store_true",
@@ -175,8 +177,9 @@ def site_command(args) -> Path:
 
 def prune_command(args):
     """Prune a shipped model as the arguments say; returns the PruneResult and a JSON-ready report."""
-    if args.out:
-        check_out(args.out, twin=False)  # before the work, not after
+    for flag, path in (("--out", args.out), ("--save-sparse", args.save_sparse)):
+        if path:
+            check_out(path, twin=False, flag=flag)  # before the work, not after
     model = pretrained(args.model)
     data = load_dataset(checkpoint_info(args.model)["dataset"])
     before = evaluate(model, data.test)
@@ -226,6 +229,8 @@ def prune_command(args):
     if args.out:
         torch.save(plain_state_dict(model), args.out)
         report["out"] = args.out
+    if args.save_sparse:
+        report["sparse"] = {"path": args.save_sparse, "bytes": save_sparse(model, args.save_sparse)}
     return result, report
 
 
@@ -242,6 +247,8 @@ def shrink_command(args) -> tuple[nn.Module, dict]:
     if args.batch < 1:
         raise ValueError(f"--batch must be at least 1, got {args.batch}")
     resolve_device(args.device)  # an unknown or absent device is refused before the work
+    if args.save_sparse:
+        raise ValueError("--save-sparse saves the masked model; --shrink saves the shrunk one with --out")
     if args.out:
         check_out(args.out, twin=True)  # before the work, not after
     dense = pretrained(args.model)
@@ -382,6 +389,10 @@ def run(args) -> int:
                 print(f"accuracy {report['accuracy_before']:.2%} → {report['accuracy_after']:.2%} (no fine-tuning)")
             if args.out:
                 print(f"saved plain state_dict to {args.out}")
+            if args.save_sparse:
+                print(
+                    f"saved the pruned model as a {report['sparse']['bytes']:,}-byte sparse file to {args.save_sparse}"
+                )
     return 0
 
 

@@ -53,11 +53,10 @@ def check_path(path) -> Path:
     return path
 
 
-def save_shrunk(model: nn.Module, path, extra: dict | None = None) -> None:
-    """Write ``model``'s state_dict to ``path`` and what rebuilds it to ``path`` with suffix .json."""
-    path = check_path(path)
+def registry_name(model: nn.Module) -> str | None:
+    """The ``MODELS`` name of a workbench model (its class and config say which), or None for a user's model."""
     config = getattr(model, "config", None)
-    name = next(
+    return next(
         (
             spec.name
             for spec in MODELS.values()
@@ -65,6 +64,13 @@ def save_shrunk(model: nn.Module, path, extra: dict | None = None) -> None:
         ),
         None,
     )
+
+
+def save_shrunk(model: nn.Module, path, extra: dict | None = None) -> None:
+    """Write ``model``'s state_dict to ``path`` and what rebuilds it to ``path`` with suffix .json."""
+    path = check_path(path)
+    config = getattr(model, "config", None)
+    name = registry_name(model)
     state = model.state_dict()
     meta = {
         "model": name,
@@ -80,7 +86,7 @@ def save_shrunk(model: nn.Module, path, extra: dict | None = None) -> None:
             torch.save(state, file)
         _meta_path(path).write_text(text)
     except OSError as error:
-        raise ValueError(f"{error.filename or path} cannot be written: {_reason(error)}") from None
+        raise ValueError(f"{error.filename or path} cannot be written: {os_error_reason(error)}") from None
 
 
 def load_shrunk(path, template: nn.Module | None = None) -> nn.Module:
@@ -116,10 +122,9 @@ def load_shrunk(path, template: nn.Module | None = None) -> nn.Module:
     else:
         model = copy.deepcopy(template)
         what = f"the template {type(template).__name__}"
-    _resize_to(model, state, meta.get("heads", {}), path, what)
-    misfit = _misfit(model, state)
-    if misfit:
-        raise ValueError(f"{path} does not fit {what}: {misfit}")
+    resize_to_state(model, state, meta.get("heads", {}), path, what)
+    if why := misfit(model, state):
+        raise ValueError(f"{path} does not fit {what}: {why}")
     model.load_state_dict(state)
     return model.eval()
 
@@ -146,7 +151,7 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
         with path.open("rb") as file:
             head = file.read(4)
     except OSError as error:
-        raise ValueError(f"{path} cannot be read: {_reason(error)}") from None
+        raise ValueError(f"{path} cannot be read: {os_error_reason(error)}") from None
     if not head:
         raise ValueError(f"{path} is empty: it holds no weights")
     try:
@@ -177,7 +182,7 @@ def _read_meta(path: Path) -> dict:
     try:
         meta = json.loads(meta_path.read_text())
     except OSError as error:
-        why = f"cannot be read: {_reason(error)}"
+        why = f"cannot be read: {os_error_reason(error)}"
         raise ValueError(f"{meta_path} {why} (save_shrunk writes it beside {path.name} to rebuild the model)") from None
     except UnicodeDecodeError:
         raise ValueError(f"{meta_path} is not JSON: it is not text") from None
@@ -188,7 +193,9 @@ def _read_meta(path: Path) -> dict:
     return meta
 
 
-def _resize_to(model: nn.Module, state: dict[str, torch.Tensor], heads: dict[str, int], path: Path, what: str) -> None:
+def resize_to_state(
+    model: nn.Module, state: dict[str, torch.Tensor], heads: dict[str, int], path: Path, what: str
+) -> None:
     """Rebuild each layer of ``model`` whose saved tensors differ in shape, and set the saved head counts."""
     layouts = attention_layouts(model)
     for module_name, module in list(model.named_modules()):
@@ -212,7 +219,7 @@ def _resize_to(model: nn.Module, state: dict[str, torch.Tensor], heads: dict[str
         set_head_count(model.get_submodule(module_name), layouts[module_name], count)
 
 
-def _misfit(model: nn.Module, state: dict[str, torch.Tensor]) -> str | None:
+def misfit(model: nn.Module, state: dict[str, torch.Tensor]) -> str | None:
     """Why ``state`` does not load into ``model`` (names or shapes), or None when it does."""
     expected = model.state_dict()
     missing, extra = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
@@ -231,5 +238,5 @@ def _some(names: list[str]) -> str:
     return f"{len(names)} tensor{'s' if len(names) > 1 else ''} ({shown})"
 
 
-def _reason(error: OSError) -> str:
+def os_error_reason(error: OSError) -> str:
     return (error.strerror or type(error).__name__).lower()
