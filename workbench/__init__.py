@@ -21,6 +21,7 @@ from .reports import PruneResult, sparsity_report
 from .schedules import SCHEDULES, schedule
 from .shrinking import shrink, shrink_with_report
 from .structure.saving import load_shrunk, save_shrunk
+from .studies import StudyRecipe, load_study, study
 from .timing import compare_timing
 from .train import History, evaluate, fine_tune, predict, train
 from .zoo import checkpoint_info, pretrained
@@ -36,6 +37,7 @@ __all__ = [
     "LotteryHistory",
     "PruneResult",
     "Pruner",
+    "StudyRecipe",
     "build_model",
     "checkpoint_info",
     "compare_timing",
@@ -45,6 +47,7 @@ __all__ = [
     "iterative_prune",
     "load_dataset",
     "load_shrunk",
+    "load_study",
     "lottery_ticket",
     "predict",
     "pretrained",
@@ -56,6 +59,7 @@ __all__ = [
     "shrink",
     "shrink_with_report",
     "sparsity_report",
+    "study",
     "train",
 ]
 __version__ = "0.1.0"
