@@ -16,6 +16,7 @@ from workbench.viz.colors import (
     DICHROMACY,
     KEPT,
     PAPER,
+    PARETO,
     color_difference,
     distinguishable,
 )
@@ -28,6 +29,7 @@ TOLD_APART = {
     "histogram: threshold over kept weights": (CURRENT, KEPT),
     "curves: the current point on a measured curve": (CURRENT, CURVE),
     "shrink lab: the current point on the latency curve": (CURRENT, BUDGET[2]),
+    "study: the Pareto front over the other points": (PARETO, ALL_WEIGHTS),
     **{f"budget bars {i} and {j}": (BUDGET[i], BUDGET[j]) for i, j in itertools.combinations(range(3), 2)},
 }
 
