@@ -55,7 +55,8 @@ class StudyRecipe:
     weight_decay: float = 1e-4
     rounds: int = 3  # prune → fine-tune rounds of the "iterative" schedule
     latency_batch: int = 32  # test inputs per timed forward pass
-    latency_seconds: float = 0.1  # seconds of timing per point (torch.utils.benchmark, one thread)
+    latency_seconds: float = 0.1  # seconds of timing per model (torch.utils.benchmark, one thread): the pruned
+    # model and, interleaved with it, the dense one
 
     @classmethod
     def from_dict(cls, values: dict | StudyRecipe | None) -> StudyRecipe:

@@ -28,7 +28,7 @@ from ..criteria import get_criterion
 from ..data import DatasetSplits, load_dataset
 from ..iterative import iterative_prune
 from ..masks import bake, get_masks
-from ..measure import effective_flops, flops, latency, parameter_counts
+from ..measure import compare_latency, effective_flops, flops, parameter_counts
 from ..patterns import coupled_patterns
 from ..pruning import prune
 from ..reports import sparsity_report
@@ -53,6 +53,8 @@ METRICS = (
     "bytes",
     "sparse_bytes",
     "latency_ms",
+    "latency_dense_ms",
+    "relative_latency",
     "latency_batch",
     "threads",
     "seconds",
@@ -147,8 +149,9 @@ def _prune(model, point: dict, recipe: StudyRecipe, data: DatasetSplits) -> tupl
 
 
 def _measure(point: dict, recipe: StudyRecipe, data: DatasetSplits) -> dict:
-    model = pretrained(point["model"])
-    dense = evaluate(model, data.test)
+    dense_model = pretrained(point["model"])
+    model = copy.deepcopy(dense_model)
+    dense = evaluate(dense_model, data.test)
     seed_everything(point["seed"])
     pruned, achieved = _prune(model, point, recipe, data)
     tuned = evaluate(model, data.test)
@@ -163,8 +166,12 @@ def _measure(point: dict, recipe: StudyRecipe, data: DatasetSplits) -> dict:
         bake(final)  # zeros in plain dense weights: what dense kernels compute and a plain file stores
     inputs = data.test.tensors[0]
     params, nonzeros = parameter_counts(final)
-    timed = latency(
-        final, inputs[: recipe.latency_batch], device="cpu", threads=THREADS, min_run_time=recipe.latency_seconds
+    timed = compare_latency(  # interleaved with the dense model, so their ratio holds on a busy machine
+        {"final": final, "dense": dense_model},
+        inputs[: recipe.latency_batch],
+        device="cpu",
+        threads=THREADS,
+        min_run_time=recipe.latency_seconds,
     )
     return {
         "accuracy_dense": dense,
@@ -177,8 +184,10 @@ def _measure(point: dict, recipe: StudyRecipe, data: DatasetSplits) -> dict:
         "flops": flops(final, inputs[:1]),
         "effective_flops": effective_flops(final, inputs[:1], masks),
         **_storage(final.state_dict()),
-        "latency_ms": timed.median_ms,
-        "latency_batch": timed.batch,
+        "latency_ms": timed["final"].median_ms,
+        "latency_dense_ms": timed["dense"].median_ms,
+        "relative_latency": timed["final"].median_ms / timed["dense"].median_ms,
+        "latency_batch": timed["final"].batch,
     }
 
 

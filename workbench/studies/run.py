@@ -146,8 +146,9 @@ def study(
         A DataFrame with the settings columns (``SETTINGS``), then ``status`` ("ok", "not applicable", "error"),
         ``error`` and the metrics: test accuracy dense, right after pruning and after fine-tuning; sparsity reached;
         whether shrunk; parameters (all, nonzero); FLOPs per sample (dense, and skipping zero weights); bytes
-        (dense file, bitmask + nonzeros); CPU latency per batch (``latency_batch`` inputs, ``threads`` threads);
-        seconds the point took.
+        (dense file, bitmask + nonzeros); CPU latency per batch (``latency_batch`` inputs, ``threads`` threads) of the
+        final model and of the dense one timed interleaved with it, and their ratio (``relative_latency``, which a
+        busy machine disturbs less than either); seconds the point took.
     """
     plan = plan_study(grid, data, recipe, imports)
     folder = Path(cache).expanduser() if cache is not None else None
