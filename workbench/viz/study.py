@@ -27,6 +27,7 @@ LINESTYLES = ("-", "--", ":", "-.")
 LABELS = {
     "accuracy_finetuned": "test accuracy after fine-tuning (%)",
     "accuracy_pruned": "test accuracy right after pruning (%)",
+    "relative_latency": "CPU latency ÷ the dense model's (timed interleaved, batch of {batch})",
     "latency_ms": "CPU latency (ms per batch of {batch})",
     "bytes": "file size, dense (bytes)",
     "sparse_bytes": "size stored as bitmask + nonzeros (bytes)",
@@ -37,18 +38,18 @@ LABELS = {
 }
 
 
-def _select(table: pd.DataFrame, **chosen) -> pd.DataFrame:
-    """Rows with the chosen values (a value, a list of them, or None: all, which must then be one for "model")."""
+def _select(table: pd.DataFrame, single: str, **chosen) -> pd.DataFrame:
+    """Rows with the chosen values (one, a list of them, or None: all); column ``single`` must end with one value."""
     for column, value in chosen.items():
         if value is not None:
             values = [value] if isinstance(value, str) else list(value)
-            present = ", ".join(map(str, table[column].unique()))
             if unknown := sorted(set(values) - set(table[column])):
+                present = ", ".join(map(str, table[column].unique()))
                 raise ValueError(f"the table has no {column} {unknown[0]!r}; it has: {present}")
             table = table[table[column].isin(values)]
-        elif column in ("model", "dataset") and table[column].nunique() > 1:
-            present = ", ".join(table[column].unique())
-            raise ValueError(f"the table holds several of {column}: choose one with {column}= ({present})")
+    if table[single].nunique() > 1:
+        present = ", ".join(table[single].unique())
+        raise ValueError(f"the table holds several of {single}: choose one with {single}= ({present})")
     return table
 
 
@@ -68,13 +69,17 @@ def plot_accuracy_vs_sparsity(
         criteria, patterns: the ones to draw (default: all in the table).
         metric: "accuracy_finetuned" or "accuracy_pruned".
     """
-    rows = _select(finished(table), model=model, criterion=criteria, pattern=patterns)
+    rows = _select(finished(table), "model", model=model, criterion=criteria, pattern=patterns)
     means = seed_means(rows, (metric,)).sort_values("sparsity")
     varying = ["criterion", "pattern"] + [c for c in METHOD[2:] if means[c].nunique() > 1]
     fig, ax = axes_for(ax, (7.5, 4.2))
     criteria_order = list(dict.fromkeys(rows["criterion"]))
     patterns_order = list(dict.fromkeys(rows["pattern"]))
-    for _, curve in means.groupby(varying, sort=False):
+    curves = [curve for _, curve in means.groupby(varying, sort=False)]
+    curves.sort(
+        key=lambda c: (criteria_order.index(c["criterion"].iloc[0]), patterns_order.index(c["pattern"].iloc[0]))
+    )
+    for curve in curves:
         first = curve.iloc[0]
         style = series_style(criteria_order.index(first["criterion"]))
         linestyle = LINESTYLES[patterns_order.index(first["pattern"]) % len(LINESTYLES)]
@@ -86,26 +91,35 @@ def plot_accuracy_vs_sparsity(
     ax.set(
         xlabel="sparsity (% of the pruned layers' weights, requested)",
         ylabel=LABELS[metric],
-        title=f"{rows['model'].iloc[0]} on {rows['dataset'].iloc[0]}: mean of {seeds} seed(s), band = their range",
+        title=f"{rows['model'].iloc[0]} on {rows['dataset'].iloc[0]}",
     )
-    ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.01, 0.5), ncols=1 + len(ax.lines) // 16)
+    ax.legend(
+        title=f"mean of {seeds} seed(s); band: their range",
+        title_fontsize="x-small",
+        fontsize="x-small",
+        loc="center left",
+        bbox_to_anchor=(1.01, 0.5),
+        ncols=1 + len(ax.lines) // 16,
+    )
     ax.grid(alpha=0.3)
     return fig
 
 
 def plot_pareto(
-    table: pd.DataFrame, *, x: str = "latency_ms", y: str = ACCURACY, model=None, dataset=None, ax=None
+    table: pd.DataFrame, *, x: str = "relative_latency", y: str = ACCURACY, model=None, dataset=None, ax=None
 ) -> Figure:
     """Every finished setting (mean over seeds) as a dot of cost ``x`` against ``y``; the Pareto front (no point is
     cheaper and more accurate) as a line, its points labelled by method and sparsity.
 
     Args:
-        x: a cost column: "latency_ms", "bytes", "sparse_bytes", "params", "nonzeros", "flops", "effective_flops".
+        x: a cost column: "relative_latency" (each model's latency ÷ its dense model's, timed interleaved, so a busy
+            machine disturbs it less), "latency_ms" (to compare different models), "bytes", "sparse_bytes",
+            "params", "nonzeros", "flops", "effective_flops".
         model, dataset: the models (one, a list, or None: all) and the dataset (needed when the table holds several).
     """
     if x not in LABELS or y not in ("accuracy_finetuned", "accuracy_pruned"):
         raise ValueError(f"x must be a cost column ({', '.join(list(LABELS)[2:])}) and y an accuracy, got {x!r}, {y!r}")
-    rows = _select(finished(table), dataset=dataset, model=model)
+    rows = _select(finished(table), "dataset", model=model, dataset=dataset)
     points = seed_means(rows, (x, y))
     front = pareto_front(rows, x, y)
     fig, ax = axes_for(ax, (6.5, 4.2))
