@@ -37,7 +37,7 @@ from ..train import evaluate, fine_tune, seed_everything
 from ..zoo import pretrained
 from .grid import StudyRecipe
 
-# What a point measures, in table order (the settings come first); see ``workbench.studies`` for their meaning.
+# What a point measures, in table order (the settings come first); ``study`` (run.py) says what each means.
 METRICS = (
     "status",
     "error",

@@ -30,6 +30,7 @@ import json
 import os
 from concurrent.futures import Executor, as_completed
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pandas as pd
@@ -71,8 +72,9 @@ def _fingerprint(data: DatasetSplits) -> str:
     return digest.hexdigest()[:16]
 
 
-def _dataset_of(model: str, data) -> tuple[DatasetSplits, DatasetRef | DatasetSplits]:
-    """The splits a model is measured on and what travels to the worker (a reference when the registry has it)."""
+def _dataset_of(model: str, data) -> tuple[dict, DatasetRef | DatasetSplits]:
+    """Which splits a model is measured on (name, seed, fingerprint) and what travels to the worker (a reference
+    when the registry has them)."""
     trained_on = checkpoint_info(model)["dataset"]
     if data is None or isinstance(data, str):
         splits = load_splits(trained_on if data is None else data, 0)
@@ -87,7 +89,7 @@ def _dataset_of(model: str, data) -> tuple[DatasetSplits, DatasetRef | DatasetSp
         raise ValueError(
             f"model {model!r} was trained on {trained_on}, not {splits.name}; data=None measures each model on its own"
         )
-    return splits, payload
+    return {"name": splits.name, "seed": splits.seed, "fingerprint": _fingerprint(splits)}, payload
 
 
 def plan_study(grid: dict, data=None, recipe: StudyRecipe | dict | None = None, imports=()) -> StudyPlan:
@@ -104,16 +106,13 @@ def plan_study(grid: dict, data=None, recipe: StudyRecipe | dict | None = None, 
     datasets = {model: _dataset_of(model, data) for model in axes["model"]}
     jobs = []
     for settings in expand_grid(axes):
-        splits, payload = datasets[settings["model"]]
-        point = {"dataset": splits.name, **settings}
-        identity = {"name": splits.name, "seed": splits.seed, "fingerprint": _fingerprint(splits)}
+        identity, payload = datasets[settings["model"]]
+        point = {"dataset": identity["name"], **settings}
         jobs.append(Job(point_key(point, recipe, identity, versions), point, payload))
     return StudyPlan(recipe, imports, jobs)
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("workbench")
     except PackageNotFoundError:
