@@ -18,6 +18,7 @@ from workbench.viz.colors import (
     KEPT,
     PAPER,
     STORAGE_PARTS,
+    PARETO,
     color_difference,
     distinguishable,
 )
@@ -31,6 +32,7 @@ TOLD_APART = {
     "curves: the current point on a measured curve": (CURRENT, CURVE),
     "shrink lab: the current point on the latency curve": (CURRENT, BUDGET[2]),
     "scop factors: real vs knockoff share of a filter's bar": (KEPT, ACCENT),
+    "study: the Pareto front over the other points": (PARETO, ALL_WEIGHTS),
     **{f"budget bars {i} and {j}": (BUDGET[i], BUDGET[j]) for i, j in itertools.combinations(range(3), 2)},
     **{
         f"storage bars: {a} vs {b}": (STORAGE_PARTS[a], STORAGE_PARTS[b])

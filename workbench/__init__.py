@@ -24,6 +24,7 @@ from .shrinking import shrink, shrink_with_report
 from .storage import load_sparse, save_sparse
 from .storage_report import storage_report
 from .structure.saving import load_shrunk, save_shrunk
+from .studies import StudyRecipe, load_study, study
 from .timing import compare_timing
 from .train import History, evaluate, fine_tune, predict, train
 from .zoo import checkpoint_info, pretrained
@@ -39,6 +40,7 @@ __all__ = [
     "LotteryHistory",
     "PruneResult",
     "Pruner",
+    "StudyRecipe",
     "build_model",
     "checkpoint_info",
     "compare_timing",
@@ -49,6 +51,7 @@ __all__ = [
     "load_dataset",
     "load_shrunk",
     "load_sparse",
+    "load_study",
     "lottery_ticket",
     "predict",
     "pretrained",
@@ -63,6 +66,7 @@ __all__ = [
     "shrink_with_report",
     "sparsity_report",
     "storage_report",
+    "study",
     "train",
 ]
 __version__ = "0.1.0"

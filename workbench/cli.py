@@ -1,5 +1,5 @@
 """The `workbench` command: list datasets and models, regenerate shipped checkpoints, prune (and shrink) a model,
-serve the dashboard app, build the notebooks' HTML site.
+run a compression study, serve the dashboard app, build the notebooks' HTML site.
 
 Example:
     >>> main(["info", "--json"])  # doctest: +ELLIPSIS
@@ -35,6 +35,7 @@ from .site import build_site, default_notebooks
 from .storage import save_sparse
 from .structure.saving import check_path, save_shrunk
 from .structure.shrink import default_inputs
+from .studies.command import add_study_parser, study_command
 from .train import evaluate, fine_tune
 from .widgets.serve import serve
 from .zoo import RECIPES, checkpoint_info, pretrained, train_checkpoint
@@ -150,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     prune_parser.add_argument(
         "--device", default="auto", help="with --shrink: where latency is timed: auto (CUDA when available), cpu, cuda"
     )
+    add_study_parser(commands)
     app_parser = commands.add_parser("app", help="serve the dashboard (every app in tabs) with Voilà on 127.0.0.1")
     app_parser.add_argument("--port", type=int, default=None, help="port to listen on (default: a free one)")
     app_parser.add_argument("--no-browser", action="store_true", help="only print the URL; do not open a browser")
@@ -346,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
 def run(args) -> int:
     if args.command == "app":
         return serve(args.port, open_browser=not args.no_browser)
+    if args.command == "study":
+        return study_command(args)
     if args.command == "site":
         print(f"workbench site: wrote {site_command(args)}")
         return 0
