@@ -17,8 +17,8 @@ from workbench.viz.colors import (
     DICHROMACY,
     KEPT,
     PAPER,
-    STORAGE_PARTS,
     PARETO,
+    STORAGE_PARTS,
     color_difference,
     distinguishable,
 )
