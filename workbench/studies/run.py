@@ -134,6 +134,9 @@ def study(
     Args:
         grid: axis → values: "model", "criterion", "sparsity" (required), "pattern" (default unstructured),
             "scope" (local), "schedule" ("one-shot" or "iterative"), "epochs" (fine-tuning, 1), "seed" (0).
+            One-shot points prune "neuron"/"filter"/"head" patterns as whole dependency groups, then shrink them;
+            iterative ones run ``wb.iterative_prune`` (``recipe.rounds`` rounds of per-layer masks, each fine-tuned
+            ``epochs``), then shrink as far as per-layer masks allow.
         data: None (each model's own dataset), a dataset name, or a ``DatasetSplits`` the models were trained on.
         executor: where points run: None (here, one after another) or any ``concurrent.futures.Executor``.
         cache: folder of finished points (one JSON file each), or None for no cache.
