@@ -30,6 +30,7 @@ from workbench.studies import (
     run_point,
     seed_means,
 )
+from workbench.studies.command import open_executor
 from workbench.viz.study import plot_accuracy_vs_sparsity, plot_pareto
 
 FAST = {"latency_seconds": 0.005}  # a recipe that times each point briefly
@@ -306,6 +307,13 @@ def test_cli_study_refuses_a_bad_config_in_one_line_with_status_2(tmp_path, caps
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1 and message in captured.err, captured.err
     assert not cache.exists()
+
+
+def test_open_executor_gives_a_pool_of_processes_and_shuts_it_down():
+    with open_executor("processes", workers=1) as pool:
+        assert pool.submit(os.getpid).result() != os.getpid()
+    with pytest.raises(RuntimeError, match="shutdown"):
+        pool.submit(os.getpid)
 
 
 def test_cli_study_refuses_a_missing_config(tmp_path, capsys):
