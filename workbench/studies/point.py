@@ -5,11 +5,11 @@ ship it (a process pool or a Dask cluster pickles it by name). The dataset trave
 (name and split seed), loaded once per worker process.
 
 Example:
-    >>> point = {"model": "mlp", "criterion": "magnitude", "pattern": "filter", "scope": "local",
+    >>> point = {"model": "mlp", "criterion": "magnitude", "pattern": "unstructured", "scope": "local",
     ...          "schedule": "one-shot", "epochs": 0, "sparsity": 0.5, "seed": 0}
     >>> row = run_point(point, {"latency_seconds": 0.01}, DatasetRef("digits"))
-    >>> row["status"], row["shrunk"], row["params"] < 50_610, row["threads"]
-    ('ok', True, True, 1)
+    >>> row["status"], row["achieved_sparsity"], row["params"], row["nonzeros"], row["threads"]
+    ('ok', 0.5, 50610, 25510, 1)
 """
 
 from __future__ import annotations

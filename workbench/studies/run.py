@@ -134,6 +134,9 @@ def study(
     Args:
         grid: axis → values: "model", "criterion", "sparsity" (required), "pattern" (default unstructured),
             "scope" (local), "schedule" ("one-shot" or "iterative"), "epochs" (fine-tuning, 1), "seed" (0).
+            One-shot points prune "neuron"/"filter"/"head" patterns as whole dependency groups, then shrink them;
+            iterative ones run ``wb.iterative_prune`` (``recipe.rounds`` rounds of per-layer masks, each fine-tuned
+            ``epochs``), then shrink as far as per-layer masks allow.
         data: None (each model's own dataset), a dataset name, or a ``DatasetSplits`` the models were trained on.
         executor: where points run: None (here, one after another) or any ``concurrent.futures.Executor``.
         cache: folder of finished points (one JSON file each), or None for no cache.
@@ -147,7 +150,8 @@ def study(
         whether shrunk; parameters (all, nonzero); FLOPs per sample (dense, and skipping zero weights); bytes
         (dense file, bitmask + nonzeros); CPU latency per batch (``latency_batch`` inputs, ``threads`` threads) of the
         final model and of the dense one timed interleaved with it, and their ratio (``relative_latency``, which a
-        busy machine disturbs less than either); seconds the point took.
+        busy machine disturbs less than either); seconds the point took. ``table.attrs["computed"]`` counts the
+        points run now (the others came from the cache).
     """
     plan = plan_study(grid, data, recipe, imports)
     folder = Path(cache).expanduser() if cache is not None else None
@@ -155,8 +159,8 @@ def study(
         folder.mkdir(parents=True, exist_ok=True)
     rows = {job.key: _cached_row(folder, job.key) for job in plan.jobs}
     todo = [job for job in plan.jobs if rows[job.key] is None]
-    done = len(plan.jobs) - len(todo)
-    bar = tqdm(total=len(plan.jobs), initial=done, desc="study", unit="point", disable=not progress)
+    cached = len(plan.jobs) - len(todo)
+    bar = tqdm(total=len(plan.jobs), initial=cached, desc="study", unit="point", disable=not progress)
 
     def finish(job: Job, row: dict) -> None:
         rows[job.key] = row
@@ -208,7 +212,7 @@ def _store(folder: Path, job: Job, row: dict) -> None:
 def typed(table: pd.DataFrame) -> pd.DataFrame:
     """The table with its column types fixed (as ``study`` returns it and ``load_study`` reads it back)."""
     table = table.copy()
-    table["error"] = table["error"].fillna("").astype(str)
+    table["error"] = ["" if pd.isna(error) else str(error) for error in table["error"]]  # a CSV's empty cells: NaN
     table["shrunk"] = table["shrunk"].astype("boolean")
     for column in COUNTS:
         table[column] = table[column].astype("Int64")  # whole numbers, missing where a point did not run
