@@ -29,6 +29,7 @@ from torch.utils import benchmark
 from torch.utils.flop_counter import FlopCounterMode
 
 from .devices import resolve_device
+from .inputs import as_inputs
 from .layers import prunable_layers
 from .masks import qualified
 
@@ -214,16 +215,6 @@ def compare_latency(
         name: Latency(1000 * statistics.median(t), 1000 * _iqr(t), runs[name], threads, str(target), batch)
         for name, t in times.items()
     }
-
-
-def as_inputs(example_inputs) -> tuple[torch.Tensor, ...]:
-    """A model's positional inputs as a tuple: a tensor alone, or a non-empty tuple/list of tensors."""
-    inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else example_inputs
-    if not isinstance(inputs, (tuple, list)) or not inputs or not all(isinstance(x, torch.Tensor) for x in inputs):
-        raise ValueError(
-            f"example inputs must be a tensor or a non-empty tuple of tensors, got {type(example_inputs).__name__}"
-        )
-    return tuple(inputs)
 
 
 def _iqr(values: list[float]) -> float:

@@ -32,8 +32,8 @@ import time
 import torch
 from torch import nn
 
+from ..inputs import as_inputs
 from ..masks import is_masked, undo
-from ..measure import as_inputs
 from .groups import ConsumerPoint, DependencyGraph, DependencyGroup, Member
 from .ops import handle
 from .tracer import Tracer

@@ -28,9 +28,9 @@ import torch
 from torch import nn
 
 from ..criteria import get_criterion
+from ..inputs import as_inputs
 from ..layers import check_exclude, is_excluded
 from ..masks import apply_masks, bake, undo
-from ..measure import as_inputs
 from ..patterns import PATTERN_SPECS, coupled_patterns, parse_pattern
 from ..reports import SCOPES, PruneResult, check_choice, check_sparsity, report_from_masks
 from .graph import DependencyGraph, DependencyGroup, Member, trace_groups

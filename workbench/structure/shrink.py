@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from ..attention import attention_layouts
+from ..inputs import as_inputs
 from ..masks import get_masks, undo
-from ..measure import as_inputs
 from ..models import input_shape
 from .graph import DependencyGraph, DependencyGroup, trace_groups
 from .groups import group_label
