@@ -134,7 +134,16 @@ def test_app_refuses_a_port_in_use(capsys):
 def test_app_serves_the_dashboard_until_interrupted(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, "-m", "workbench.cli", "app", "--no-browser"]
-    server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a runner started as a background job ignores SIGINT, and a child would inherit that: Ctrl-C must count
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         line = server.stdout.readline()  # blocks until the server listens (or exits)
         found = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
@@ -147,8 +156,10 @@ def test_app_serves_the_dashboard_until_interrupted(tmp_path):
         assert "<title>workbench" in page  # the notebook's title
         assert "application/vnd.jupyter.widget-view+json" in page  # the Dashboard, displayed
         assert "could not build" not in page and "There was an error" not in page
-        server.send_signal(signal.SIGINT)  # Ctrl-C: Voilà stops its kernels, which a loaded machine makes slow
-        assert server.wait(timeout=180) == 0
+        server.send_signal(signal.SIGINT)  # Ctrl-C
+        # read both pipes to the end while waiting: a server blocked on a full stderr pipe could never exit
+        _, errors = server.communicate(timeout=180)
+        assert server.returncode == 0, errors[-2000:]
     finally:
         if server.poll() is None:
             server.kill()
