@@ -53,10 +53,11 @@ def best_methods(table: pd.DataFrame, metric: str = ACCURACY) -> pd.DataFrame:
 def pareto_front(table: pd.DataFrame, x: str = "latency_ms", y: str = ACCURACY, by=SETTINGS) -> pd.DataFrame:
     """Points no other point beats on both smaller ``x`` and larger ``y``, sorted by ``x``.
 
-    ``by``: the setting columns to average over seeds first (each setting one point); ``()`` takes rows as they are.
+    ``by``: the setting columns to average over seeds first (each setting one point); ``()`` takes rows as they are,
+    every column kept.
     """
     columns = [c for c in by if c in table]
-    points = seed_means(table, (x, y))[[*[c for c in columns if c != "seed"], x, y]] if columns else table[[x, y]]
+    points = seed_means(table, (x, y))[[*[c for c in columns if c != "seed"], x, y]] if columns else table
     points = points.dropna(subset=[x, y]).sort_values([x, y], ascending=[True, False], kind="stable")
     keep, best = [], float("-inf")
     for value in points[y]:

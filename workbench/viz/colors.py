@@ -33,6 +33,17 @@ SKY = "#56b4e9"  # Okabe & Ito's sky blue: lighter than KEPT, apart from ACCENT 
 BUDGET = (KEPT, ACCENT, SKY)  # params, FLOPs, and latency or accuracy as shares of dense
 STORAGE_PARTS = {"values": KEPT, "indices": ACCENT, "metadata": SKY}  # a file's bytes, stacked
 PARETO = KEPT  # the Pareto front of a study, over its other points drawn in ALL_WEIGHTS
+# One per execution mode (trade-off view): six colours cannot all stay apart for every reader, so each mode has its
+# own marker too; patterns differ by line style.
+MODE_STYLES = {
+    "dense": {"color": REFERENCE, "marker": "o"},
+    "masked": {"color": "#E69F00", "marker": "s"},
+    "csr": {"color": "#009E73", "marker": "^"},
+    "bsr": {"color": "#CC79A7", "marker": "D"},
+    "semi_structured": {"color": "#D55E00", "marker": "P"},
+    "shrunk": {"color": "#0072B2", "marker": "X"},
+}
+PATTERN_LINES = ("-", "--", ":", "-.")
 # One per layer in per-layer plots: Okabe & Ito's colour-blind-safe palette (no yellow: too pale on white), each
 # series with its own marker too, since seven colours cannot all stay apart for every reader.
 SERIES_COLORS = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000")
