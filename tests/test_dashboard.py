@@ -35,6 +35,8 @@ def move(slider) -> None:
     """One step along the slider, as an arrow key press does (forward, or back at the end)."""
     if isinstance(slider, widgets.IntSlider):
         slider.value = slider.value + 1 if slider.value < slider.max else slider.value - 1
+    elif isinstance(slider, widgets.SelectionSlider):
+        slider.index = slider.index + 1 if slider.index < len(slider.options) - 1 else slider.index - 1
     else:
         slider.index = slider.index + 1 if slider.value < slider.max else slider.index - 1
 
@@ -53,7 +55,14 @@ def test_only_the_first_tab_is_built_at_start(dashboard):
 
 
 def test_every_tab_says_in_one_line_what_it_teaches(dashboard):
-    assert [spec.title for spec in TABS] == ["tour", "explorer", "sensitivity", "shrink lab", "over time"]
+    assert [spec.title for spec in TABS] == [
+        "tour",
+        "explorer",
+        "sensitivity",
+        "shrink lab",
+        "what it buys",
+        "over time",
+    ]
     assert dashboard.tab.titles == tuple(spec.title for spec in TABS)
     for spec, box in zip(TABS, dashboard.boxes):
         assert spec.teaches.endswith(".") and "\n" not in spec.teaches and len(spec.teaches) < 160

@@ -74,6 +74,8 @@ class TradeoffFigure:
         self.rings = [ax.plot([], [], "o", markersize=13, markerfacecolor="none", markeredgecolor=CURRENT,
                               markeredgewidth=2, zorder=5)[0] for ax in axes]  # fmt: skip
         self._legend()
+        self._points = {s: self.available[np.isclose(self.available["sparsity"], s)] for s in self.sparsities}
+        self._rings = {s: self._ring_data(points) for s, points in self._points.items()}
         self.renderer = BlitRenderer(self.figure, self.rings)
 
     def _accuracy_panel(self, ax) -> None:
@@ -133,18 +135,29 @@ class TradeoffFigure:
             bbox_to_anchor=(0.5, 0.0),
         )  # fmt: skip
 
+    @staticmethod
+    def _ring_data(shown: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Where the rings go on each panel for the points ``shown``."""
+        dense = shown[shown["mode"] == "dense"]
+        accuracy = 100 * shown["accuracy"].to_numpy()
+        return [
+            (100 * dense["sparsity"].to_numpy(), 100 * dense["accuracy"].to_numpy()),
+            *((shown[cost].to_numpy(), accuracy) for cost in COSTS),
+        ]
+
     def nearest(self, sparsity: float) -> float:
         """The measured sparsity nearest to ``sparsity``."""
         return min(self.sparsities, key=lambda measured: abs(measured - sparsity))
 
+    def points_at(self, sparsity: float) -> pd.DataFrame:
+        """The available points at the measured sparsity nearest ``sparsity``."""
+        return self._points[self.nearest(sparsity)]
+
     def update(self, sparsity: float) -> pd.DataFrame:
         """Ring every available point at the measured sparsity nearest ``sparsity``; returns those points."""
-        shown = self.available[np.isclose(self.available["sparsity"], self.nearest(sparsity))]
-        dense = shown[shown["mode"] == "dense"]
-        self.rings[0].set_data(100 * dense["sparsity"], 100 * dense["accuracy"])
-        for ring, cost in zip(self.rings[1:], COSTS):
-            ring.set_data(shown[cost], 100 * shown["accuracy"])
-        return shown
+        for ring, (x, y) in zip(self.rings, self._rings[self.nearest(sparsity)]):
+            ring.set_data(x, y)
+        return self.points_at(sparsity)
 
     def png(self) -> bytes:
         return self.renderer.png()

@@ -65,6 +65,12 @@ def _shrink_lab() -> App:
     return ShrinkLab("cnn", "l1", "filter", progress=False)
 
 
+def _tradeoff() -> App:
+    from .tradeoff import TradeoffView
+
+    return TradeoffView()
+
+
 def _replay() -> App:
     from ..lottery_history import recorded_lottery
     from .replay import ReplayApp
@@ -98,6 +104,12 @@ TABS = (
         _shrink_lab,
     ),
     TabSpec(
+        "what it buys",
+        "What pruning buys: accuracy against measured latency and file size for every way to run and store the "
+        "pruned model.",
+        _tradeoff,
+    ),
+    TabSpec(
         "over time",
         "Pruning while training: press play and watch the sparsity rise as the network recovers, or a lottery ticket's "
         "rounds.",
@@ -107,7 +119,8 @@ TABS = (
 
 
 class Dashboard:
-    """Tabs over the apps of ``tabs`` (default: tour, explorer, sensitivity board, shrink lab, over-time replay).
+    """Tabs over the apps of ``tabs`` (default: tour, explorer, sensitivity board, shrink lab, trade-off view,
+    over-time replay).
 
     ``tab`` is the ipywidgets Tab, ``widget`` what is displayed; ``apps`` holds the apps built so far by title,
     ``build_s`` the seconds each took, ``errors`` why one could not be built.
