@@ -1,5 +1,5 @@
-"""Slider-move time of every live view (tour, explorer, sensitivity board, shrink lab, replay), dropdown-change time of
-the explorer, and the cnn sensitivity scan.
+"""Slider-move time of every live view (tour, explorer, sensitivity board, shrink lab, replay, trade-off view),
+dropdown-change time of the explorer, and the cnn sensitivity scan.
 
 Run: .venv/bin/python benchmarks/slider_updates.py [--moves 40] [--threads N]
 Prints Markdown tables for BENCHMARKS.md. All timings on the CPU, with the thread count stated.
@@ -21,6 +21,7 @@ from workbench.widgets.replay import ReplayApp
 from workbench.widgets.sensitivity_board import SensitivityBoard
 from workbench.widgets.shrink_lab import ShrinkLab
 from workbench.widgets.tour import TourApp
+from workbench.widgets.tradeoff import TradeoffView
 
 
 def random_moves(slider, update_ms: list[float], moves: int, rng) -> list[float]:
@@ -37,6 +38,14 @@ def frame_moves(app: ReplayApp, moves: int, rng) -> list[float]:
     app.update_ms.clear()
     while len(app.update_ms) < moves:
         app.slider.value = int(rng.integers(app.slider.max + 1))
+    return list(app.update_ms)
+
+
+def option_moves(app: TradeoffView, moves: int, rng) -> list[float]:
+    """Random moves of a selection slider (a new option each time)."""
+    app.update_ms.clear()
+    while len(app.update_ms) < moves:
+        app.slider.index = int((app.slider.index + rng.integers(1, len(app.slider.options))) % len(app.slider.options))
     return list(app.update_ms)
 
 
@@ -101,11 +110,17 @@ def main() -> None:
     replay = ReplayApp()
     replay_s = time.perf_counter() - start
     print(row("replay (mlp, cubic; recorded run)", frame_moves(replay, args.moves, rng)))
+    start = time.perf_counter()
+    tradeoff = TradeoffView(model="cnn")
+    tradeoff_s = time.perf_counter() - start
+    print(row("trade-off view (cnn; shipped table)", option_moves(tradeoff, args.moves, rng)))
     print(f"\nReplayApp() start-up (records one gradual-pruning run of 4 epochs): {replay_s:.1f} s")
     print(
         "\nShrinkLab('cnn') start-up (10 shrunk models: shrink, accuracy, FLOPs, interleaved latency at batch "
         f"256): {lab_s:.1f} s"
     )
+
+    print(f"\nTradeoffView(model='cnn') start-up (reads the shipped table, draws the figure): {tradeoff_s:.1f} s")
 
     data, cnn = wb.load_dataset("digits"), wb.pretrained("cnn")
     pruner = wb.Pruner(cnn)

@@ -31,7 +31,7 @@ from workbench.exercises import (
 )
 from workbench.exercises.scoring import input_norm_scores
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("0*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 SOLUTIONS = {
     name: source for nb in NOTEBOOKS for name, source in parse_solutions(solutions_path(nb).read_text()).items()
 }
@@ -91,6 +91,7 @@ def reference_attempt(name: str):
         "soft_threshold": "my_soft_threshold",
         "group_lasso_penalty": "group_lasso_penalty",
         "next_ticket_mask": "next_ticket_mask",
+        "sparse_bytes": "sparse_bytes",
     }
     return solved(name, variables[name]), {}
 
@@ -449,3 +450,16 @@ def test_every_notebook_has_exercises_with_checks_and_solutions(path, tmp_path):
     solved_copy = json.loads(write_solved(path, tmp_path).read_text())
     changed = [i for i, (a, b) in enumerate(zip(nb["cells"], solved_copy["cells"])) if a != b]
     assert changed == [index for index, _ in cells]
+
+
+def test_sparse_bytes_catches_a_floor_and_a_fixed_index_width():
+    right = solved("sparse_bytes", "sparse_bytes")
+
+    def floored_bitmask(mask, value_bytes=4):
+        return {**right(mask, value_bytes), "bitmask": mask.numel() // 8 + int(mask.sum()) * value_bytes}
+
+    def one_byte_gaps(mask, value_bytes=4):
+        return {**right(mask, value_bytes), "indices": int(mask.sum()) * (1 + value_bytes)}
+
+    assert "case 5" in failing("sparse_bytes", floored_bitmask).message  # 135 bits take 17 bytes, not 16
+    assert "case 4" in failing("sparse_bytes", one_byte_gaps).message  # a gap of 1,198 needs 2 bytes

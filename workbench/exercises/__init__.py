@@ -7,7 +7,7 @@ Example:
 """
 
 # each topic module registers its exercises in checker.EXERCISES on import
-from . import basics, groups, layouts, lottery, over_time, scoring  # isort: split
+from . import basics, groups, layouts, lottery, over_time, scoring, storage  # isort: split
 
 from .checker import EXERCISES, STRICT_VARIABLE, Verdict, Wrong, check, exercise, hints
 from .notebooks import exercise_cells, parse_solutions, solutions_path, solve, write_solved
@@ -30,5 +30,6 @@ __all__ = [
     "scoring",
     "solutions_path",
     "solve",
+    "storage",
     "write_solved",
 ]
