@@ -15,7 +15,7 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 
 from .colors import CURRENT, REFERENCE, series_style
-from .render import axes_for
+from .render import axes_for, ratio_ticks
 
 
 def plot_crossover(table, ax=None, *, marker_sparsity: float | None = None) -> Figure:
@@ -33,6 +33,7 @@ def plot_crossover(table, ax=None, *, marker_sparsity: float | None = None) -> F
     if marker_sparsity is not None:
         ax.axvline(100 * marker_sparsity, color=CURRENT, linewidth=1)
     ax.set_yscale("log")
+    ratio_ticks(ax.yaxis, min(table["speedup"].min(), 1), max(table["speedup"].max(), 1))
     ax.set(xlabel="sparsity (%)", ylabel="CSR speedup over dense (×)", title="When sparse kernels pay (CPU)")
     ax.legend(fontsize="small", loc="upper left")
     ax.grid(alpha=0.3, which="both")

@@ -28,6 +28,7 @@ from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.text import Text
+from matplotlib.ticker import NullFormatter
 from PIL import Image
 
 from .colors import REFERENCE
@@ -122,6 +123,16 @@ def share_bars(ax, labels, colors, title: str, xmax: float = 105) -> list:
     ax.set_title(title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     return bars
+
+
+RATIO_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
+
+
+def ratio_ticks(axis, low: float, high: float) -> None:
+    """Label a log-scaled ``axis`` of ratios from ``low`` to ``high`` as 0.5×, 1×, 2×, … (no minor labels)."""
+    ticks = [tick for tick in RATIO_TICKS if low / 1.5 <= tick <= high * 1.5]
+    axis.set_ticks(ticks, [f"{tick:g}×" for tick in ticks])
+    axis.set_minor_formatter(NullFormatter())
 
 
 def axes_for(ax, figsize: tuple[float, float]):

@@ -21,13 +21,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import NullFormatter
 
 from ..tradeoff import pareto_points
 from .colors import CURRENT, MODE_STYLES, PARETO, PATTERN_LINES, REFERENCE
-from .render import DPI, BlitRenderer
+from .render import DPI, BlitRenderer, ratio_ticks
 
-LOG_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50)
 COSTS = {"relative_latency": "latency ÷ dense (timed side by side)", "file_share": "file size ÷ dense file"}
 
 
@@ -109,9 +107,7 @@ class TradeoffFigure:
         ax.axvline(1, color=REFERENCE, linestyle=":", linewidth=1)
         ax.set_xscale("log")
         low, high = self.available[cost].min(), self.available[cost].max()
-        ticks = [tick for tick in LOG_TICKS if low / 1.5 <= tick <= high * 1.5]
-        ax.set_xticks(ticks, [f"{tick:g}×" for tick in ticks])
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        ratio_ticks(ax.xaxis, low, high)
         ax.set_xlim(low / 1.3, high * 1.3)
         ax.set(xlabel=COSTS[cost])
         ax.set_title(f"accuracy vs {'latency' if cost == 'relative_latency' else 'file size'}", fontsize=10)
