@@ -106,3 +106,13 @@ def test_the_shipped_table_holds_every_model_pattern_and_mode():
     shipped = table[table["available"]]
     assert (shipped["max_abs_diff"] < 1e-4).all()
     assert (shipped.loc[shipped["mode"] == "dense", "file_share"] == 1).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_auto_devices_measure_the_gpu_too():
+    table = tradeoff("mlp", patterns=("2:4",), modes=("dense", "semi_structured"), fine_tune_epochs=0)
+    assert {device.split(":")[0] for device in table["device"]} == {"cpu", "cuda"}
+    on_gpu = table[table["device"].str.startswith("cuda") & (table["sparsity"] == 0.5)].set_index("mode")
+    assert on_gpu.loc["dense", "available"]
+    two_four = on_gpu.loc["semi_structured"]
+    assert (two_four["available"] and two_four["max_abs_diff"] < 0.05) or two_four["note"]
