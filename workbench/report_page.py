@@ -1,12 +1,10 @@
 """A report anyone can send: one self-contained HTML page about a pruned model.
 
-``report_page`` prunes a shipped model (or takes a model as it is: a file ``wb.save_sparse`` wrote, or a module
-with its data), then lays out what pruning did and bought: the masks, the per-layer table, each layer's
-sensitivity, the model run every way ``measure.compare_modes`` knows, where its file's bytes go, and the trade-off
-of accuracy against latency and file size across sparsity. A header says which model, data and settings, the
-accuracy before and after, the machine, and the command that rebuilds the page. Figures are PNGs inlined as
-``data:`` URIs and the style sheet is inline: no scripts, no links, nothing fetched. ``write_report`` writes the
-page atomically; ``workbench report MODEL`` is the command.
+``report_page`` prunes a shipped model (or takes a ``wb.save_sparse`` file, or a module with its data, as it is) and
+lays out its masks, per-layer sparsity, layer sensitivity, the model run every way ``compare_modes`` knows, where
+its file's bytes go and the accuracy / latency / file-size trade-off across sparsity, under a header of settings,
+accuracy, machine and the command that rebuilds it. Figures are inline PNGs: nothing is fetched. ``write_report``
+writes the page atomically; ``workbench report MODEL`` is the command (``report_command``).
 
 Example:
     >>> page = report_page("mlp", sparsity=0.9, sensitivity_sparsities=(0.0, 0.9), tradeoff_sparsities=(0.0, 0.9),
@@ -47,7 +45,7 @@ from .storage_format import write_atomically
 from .storage_report import BOUND, PARTS, storage_report
 from .structure.saving import registry_name
 from .tradeoff import tradeoff
-from .train import evaluate, fine_tune
+from .train import evaluate, fine_tune, seed_everything
 from .zoo import checkpoint_info, pretrained
 
 SECTIONS = {
@@ -62,6 +60,7 @@ SHIPPED_SPARSITY = 0.5  # what a shipped model is pruned to when no sparsity is 
 SENSITIVITY_SPARSITIES = (0.0, 0.5, 0.9)
 TRADEOFF_SPARSITIES = (0.0, 0.5, 0.9)  # the chosen sparsity joins them
 MODE_BATCHES = (1, 64)
+FINE_TUNE_LR = 2e-3  # as each trade-off point is fine-tuned, so the chart's ring and the header agree
 TIMED = (("latency_ms", ".3f"), ("speedup", ".2f×"))  # compare_modes columns, as shown
 
 
@@ -149,11 +148,16 @@ def pruning_target(settings: Settings, as_is: bool) -> float | None:
     return SHIPPED_SPARSITY if settings.sparsity is None else settings.sparsity
 
 
+def _epochs(count: int) -> str:
+    return f"{count} epoch{'s' if count != 1 else ''}"
+
+
 def _prune_subject(subject: Subject, settings: Settings) -> dict[str, float]:
-    """Prune (to ``settings.sparsity``, unless None) and fine-tune ``subject.model`` in place; the test accuracy
-    after each step."""
+    """Prune (to ``settings.sparsity``, unless None) and fine-tune ``subject.model`` in place, seeded as ``tradeoff``
+    seeds each point; the test accuracy after each step."""
     test = subject.data.test
     accuracy = {"as given" if subject.as_is else "dense": evaluate(subject.model, test)}
+    seed_everything(0)
     if settings.sparsity is not None:
         prune(
             subject.model, sparsity=None if settings.fixed is not None else settings.sparsity,
@@ -161,10 +165,10 @@ def _prune_subject(subject: Subject, settings: Settings) -> dict[str, float]:
             exclude=settings.exclude,
         )  # fmt: skip
         accuracy["pruned"] = evaluate(subject.model, test)
-    if settings.fine_tune_epochs:
-        fine_tune(subject.model, subject.data, epochs=settings.fine_tune_epochs, progress=False, device="cpu")
+    if epochs := settings.fine_tune_epochs:
+        fine_tune(subject.model, subject.data, epochs=epochs, lr=FINE_TUNE_LR, seed=0, progress=False, device="cpu")
         subject.model.eval()
-        accuracy[f"fine-tuned {settings.fine_tune_epochs} epochs"] = evaluate(subject.model, test)
+        accuracy[f"fine-tuned {_epochs(epochs)}"] = evaluate(subject.model, test)
     return accuracy
 
 
@@ -249,19 +253,13 @@ def modes_section(model: nn.Module, subject: Subject, settings: Settings) -> str
         f"{'ms' if column == 'latency_ms' else 'speedup'}, batch {b}" for column, _ in TIMED for b in MODE_BATCHES
     ]
     device = str(table["device"].iloc[0])
+    threads = "the GPU" if device.startswith("cuda") else f"{settings.threads or torch.get_num_threads()} CPU thread(s)"
     lead = (
         f"The pruned model run every way compare_modes knows, on {device}, timed interleaved with the dense model "
-        f"on {_threads(settings, device)}; max |diff| is the largest output difference from dense. A mode that "
+        f"on {threads}; max |diff| is the largest output difference from dense. A mode that "
         "cannot run here shows — and says why."
     )
     return _section("modes", lead, html_table(["mode", *measures, "max |diff|", "bytes held", "note"], rows))
-
-
-def _threads(settings: Settings, device: str) -> str:
-    if device.startswith("cuda"):
-        return "the GPU"
-    threads = settings.threads or torch.get_num_threads()
-    return f"{threads} CPU thread{'s' if threads != 1 else ''}"
 
 
 def storage_section(model: nn.Module) -> str:
@@ -294,13 +292,13 @@ def tradeoff_section(reference: nn.Module, subject: Subject, settings: Settings,
     epochs = settings.fine_tune_epochs if settings.tradeoff_epochs is None else settings.tradeoff_epochs
     table = tradeoff(
         reference, subject.data, patterns=(settings.pattern,), sparsities=grid, modes=modes,
-        criterion=settings.criterion, exclude=settings.exclude, fine_tune_epochs=epochs,
+        criterion=settings.criterion, exclude=settings.exclude, fine_tune_epochs=epochs, fine_tune_lr=FINE_TUNE_LR,
         devices=(str(resolve_device(settings.device)),), min_run_time=settings.min_run_time, threads=settings.threads,
     )  # fmt: skip
     if subject.as_is:
         table.loc[table["sparsity"] == 0, "sparsity"] = round(achieved, 3)
     points = ", ".join(f"{s:g}" for s in sorted(set(table["sparsity"])))
-    tuned = f"fine-tuned {epochs} epochs" if epochs else "not fine-tuned"
+    tuned = f"fine-tuned {_epochs(epochs)}" if epochs else "not fine-tuned"
     lead = (
         f"A fresh copy pruned to each sparsity ({points}; {settings.criterion} × {settings.pattern} × local), {tuned}, "
         f"run as {', '.join(modes)}; the ring marks this report's sparsity."
