@@ -1,5 +1,5 @@
 """The `workbench` command: list datasets and models, regenerate shipped checkpoints, prune (and shrink) a model,
-run a compression study, serve the dashboard app, build the notebooks' HTML site.
+write a report page about it, run a compression study, serve the dashboard app, build the notebooks' HTML site.
 
 Example:
     >>> main(["info", "--json"])  # doctest: +ELLIPSIS
@@ -28,6 +28,7 @@ from .measure import compare_latency, model_costs
 from .models import MODELS, build_model, count_parameters
 from .patterns import coupled_patterns, pattern_names
 from .pruning import prune
+from .report_command import add_report_parser, report_command
 from .reports import SCOPES, sparsity_report
 from .schedules import SCHEDULES
 from .shrinking import shrink_with_report
@@ -151,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     prune_parser.add_argument(
         "--device", default="auto", help="with --shrink: where latency is timed: auto (CUDA when available), cpu, cuda"
     )
+    add_report_parser(commands)
     add_study_parser(commands)
     app_parser = commands.add_parser("app", help="serve the dashboard (every app in tabs) with Voilà on 127.0.0.1")
     app_parser.add_argument("--port", type=int, default=None, help="port to listen on (default: a free one)")
@@ -350,6 +352,9 @@ def run(args) -> int:
         return serve(args.port, open_browser=not args.no_browser)
     if args.command == "study":
         return study_command(args)
+    if args.command == "report":
+        check_out(args.out, twin=False)  # before the work, not after
+        return report_command(args)
     if args.command == "site":
         print(f"workbench site: wrote {site_command(args)}")
         return 0
