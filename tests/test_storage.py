@@ -4,7 +4,9 @@ one-line refusals of bad files, saves that never leave half a file, fp16 marked 
 from __future__ import annotations
 
 import io
+import os
 import pickle
+import stat
 
 import pytest
 import torch
@@ -425,3 +427,12 @@ def test_unstructured_masks_do_not_fit_nm_and_the_report_says_why(shipped):
     (bound_line,) = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
     assert bound_line.get_ydata()[0] == pytest.approx(100 * report.ratio(BOUND))
     assert [text.get_text() for text in ax.get_legend().get_texts()][1:] == list(PARTS)
+
+
+def test_a_saved_file_gets_an_ordinary_files_permissions(shipped, tmp_path):
+    previous = os.umask(0o027)
+    try:
+        wb.save_sparse(shipped("mlp"), tmp_path / "model.sparse")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "model.sparse").stat().st_mode) == 0o640  # 0666 less the umask, not 0600

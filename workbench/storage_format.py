@@ -90,8 +90,16 @@ def pack(header: dict, buffers: list[Stored]) -> bytes:
     return preamble + header_bytes + payload
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it: ``path`` is never left half-written."""
+    """Write ``data`` to a temporary file beside ``path``, then rename it: ``path`` is never left half-written.
+    The file gets the permissions an ordinary new file would (0666 less the umask), not mkstemp's private 0600."""
     try:
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     except OSError as error:
@@ -99,6 +107,7 @@ def write_atomically(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except OSError as error:
         Path(temporary).unlink(missing_ok=True)
