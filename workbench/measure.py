@@ -316,6 +316,7 @@ def compare_modes(
     batch_sizes=(1, 64, 256),
     threads: int | None = None,
     min_run_time: float = 0.2,
+    rounds: int = 5,
 ):
     """Run the pruned ``model`` every way in ``modes`` (default: ``execution.MODES``) and measure each, per batch.
 
@@ -324,7 +325,8 @@ def compare_modes(
     "dense", ``max_abs_diff`` of the outputs from "dense" (the masked weights run densely: every mode must compute
     that function), ``params`` / ``nonzero``, ``bytes`` (weights and buffers as stored, sparse indices included),
     ``flops`` (dense FLOPs, less what sparse layers skip by storing fewer entries), and ``peak_mb`` (CUDA only).
-    ``inputs`` is one example batch; a batch size takes its first rows, repeated as needed.
+    ``inputs`` is one example batch; a batch size takes its first rows, repeated as needed. ``rounds``: how finely
+    the modes' timings interleave (``compare_latency``); more rounds spread a burst of load over all of them.
     """
     import pandas as pd
 
@@ -345,11 +347,10 @@ def compare_modes(
         batch_inputs = tuple(_resized(x, batch) for x in example)
         runnable = {m: b.model for m, b in builds.items() if b.available and m in (*modes, "dense")}
         half = {m: runnable.pop(m) for m in list(runnable) if _dtype(runnable[m]) == torch.float16}
-        timed = compare_latency(runnable, batch_inputs, device=target, threads=threads, min_run_time=min_run_time)
+        timing = {"device": target, "threads": threads, "min_run_time": min_run_time, "rounds": rounds}
+        timed = compare_latency(runnable, batch_inputs, **timing)
         if half:
-            timed |= compare_latency(
-                half, tuple(x.half() for x in batch_inputs), device=target, threads=threads, min_run_time=min_run_time
-            )
+            timed |= compare_latency(half, tuple(x.half() for x in batch_inputs), **timing)
         with torch.no_grad(), _prepared([reference], target):
             expected = reference(*(x.to(target) for x in batch_inputs)).float()
         for mode in modes:

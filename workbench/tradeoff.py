@@ -137,6 +137,7 @@ def tradeoff(
     devices="auto",
     batch: int = 64,
     min_run_time: float = 0.1,
+    rounds: int = 20,
     threads: int | None = 1,
     seed: int = 0,
 ) -> pd.DataFrame:
@@ -155,8 +156,8 @@ def tradeoff(
         fine_tune_epochs, fine_tune_lr: ``wb.fine_tune`` after pruning (0 epochs: ``accuracy`` is without
             fine-tuning; ``accuracy_pruned`` is always before it).
         devices: "auto" (CPU, and CUDA when present), or device names.
-        batch, min_run_time, threads: how latency is timed (``compare_modes``); one thread by default so points
-            timed at different moments compare.
+        batch, min_run_time, rounds, threads: how latency is timed (``compare_modes``): finely interleaved with
+            the dense model, one thread by default, so points timed at different moments compare.
     """
     if unknown := [mode for mode in modes if mode not in MODES]:
         raise ValueError(f"unknown modes {unknown}; choose from {', '.join(MODES)}")
@@ -190,7 +191,14 @@ def tradeoff(
         achieved = _achieved(pruned)
         for device in device_names:
             measured = compare_modes(
-                pruned, inputs, modes, device=device, batch_sizes=(batch,), threads=threads, min_run_time=min_run_time
+                pruned,
+                inputs,
+                modes,
+                device=device,
+                batch_sizes=(batch,),
+                threads=threads,
+                min_run_time=min_run_time,
+                rounds=rounds,
             )
             for row in measured.to_dict("records"):
                 mode = row["mode"]
