@@ -126,11 +126,15 @@ def share_bars(ax, labels, colors, title: str, xmax: float = 105) -> list:
 
 
 RATIO_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
+FINE_RATIO_TICKS = (0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.25, 1.5, 1.75, 2)  # for a range within 0.5×–2×
 
 
 def ratio_ticks(axis, low: float, high: float) -> None:
-    """Label a log-scaled ``axis`` of ratios from ``low`` to ``high`` as 0.5×, 1×, 2×, … (no minor labels)."""
+    """Label a log-scaled ``axis`` of ratios from ``low`` to ``high`` as 0.5×, 1×, 2×, … (no minor labels);
+    a narrow range gets finer ticks."""
     ticks = [tick for tick in RATIO_TICKS if low / 1.5 <= tick <= high * 1.5]
+    if len(ticks) < 3:
+        ticks = [tick for tick in FINE_RATIO_TICKS if low / 1.1 <= tick <= high * 1.1] or ticks
     axis.set_ticks(ticks, [f"{tick:g}×" for tick in ticks])
     axis.set_minor_formatter(NullFormatter())
 
