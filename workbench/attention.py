@@ -1,7 +1,8 @@
 """Attention modules and where they keep their heads: q/k/v rows in ``head_dim`` blocks, out-projection columns.
 
-Separate (``q``/``k``/``v``, ``query``/``key``/``value``, ``q_proj``…) and fused (``qkv``) Linear layouts are
-recognised by attribute names, so head patterns, dependency groups and saving agree on one layout.
+Separate (``q``/``k``/``v``, ``query``/``key``/``value``, ``q_proj``…) and fused (``qkv``, GPT-2's ``c_attn``)
+Linear (or transposed Linear) layouts are recognised by attribute names, so head patterns, dependency groups and
+saving agree on one layout.
 
 Example:
     >>> import workbench as wb
@@ -17,14 +18,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .layer_kinds import features, is_transposed_linear, weight_dims
 from .masks import qualified
 
 HEAD_COUNTS = ("num_heads", "num_attention_heads", "n_heads", "n_head", "heads", "nhead")
 HEAD_SIZES = ("head_dim", "attention_head_size", "head_size", "d_head", "dim_head")
 SEPARATE = (("q", "k", "v"), ("query", "key", "value"), ("q_proj", "k_proj", "v_proj"), ("to_q", "to_k", "to_v"))
-FUSED = ("qkv", "to_qkv", "Wqkv")
+FUSED = ("qkv", "to_qkv", "Wqkv", "c_attn")
 OUTS = ("out", "out_proj", "proj", "o", "o_proj", "dense", "c_proj", "to_out", "wo")
-WIDTHS = ("all_head_size", "inner_dim", "inner_size", "embed_dim", "hidden_size", "dim")
+WIDTHS = ("all_head_size", "inner_dim", "inner_size", "embed_dim", "hidden_size", "dim", "split_size")
 
 
 @dataclass(frozen=True)
@@ -51,13 +53,15 @@ class AttentionLayout:
         ids = {}
         heads = torch.arange(self.width).div(self.head_dim, rounding_mode="floor")
         for child, offset in self.qkv:
-            weight = getattr(module, child).weight
+            layer = getattr(module, child)
             key = qualified(qualified(name, child), "weight")
-            rows = ids.setdefault(key, torch.full(weight.shape, -1, dtype=torch.long))
+            ids_of = ids.setdefault(key, torch.full(layer.weight.shape, -1, dtype=torch.long))
+            rows = ids_of.movedim(weight_dims(layer)[0], 0)  # a view: (out, in)
             rows[offset : offset + self.width] = heads.view(-1, 1)
         if self.out is not None:
-            out = getattr(module, self.out).weight
-            ids[qualified(qualified(name, self.out), "weight")] = heads.view(1, -1).expand(out.shape[0], -1).clone()
+            layer = getattr(module, self.out)
+            columns = heads.view(1, -1).expand(features(layer)[1], -1)
+            ids[qualified(qualified(name, self.out), "weight")] = columns.movedim(0, weight_dims(layer)[0]).clone()
         return ids
 
 
@@ -70,16 +74,18 @@ def attention_layout(module: nn.Module) -> AttentionLayout | None:
         return None
     num_heads = getattr(module, heads_attr)
     children = dict(module.named_children())
-    linear = {name: m for name, m in children.items() if isinstance(m, nn.Linear)}
+    linear = {
+        name: features(m) for name, m in children.items() if isinstance(m, nn.Linear) or is_transposed_linear(m)
+    }  # name → (in, out)
     separate = next((names for names in SEPARATE if all(n in linear for n in names)), None)
     fused = next((n for n in FUSED if n in linear), None)
     if separate:
-        width = linear[separate[0]].out_features
+        width = linear[separate[0]][1]
         qkv = tuple((n, 0) for n in separate)
-        if any(linear[n].out_features != width for n in separate):
+        if any(linear[n][1] != width for n in separate):
             return None
-    elif fused and linear[fused].out_features % 3 == 0:
-        width = linear[fused].out_features // 3
+    elif fused and linear[fused][1] % 3 == 0:
+        width = linear[fused][1] // 3
         qkv = ((fused, 0), (fused, width), (fused, 2 * width))
     else:
         return None
@@ -88,7 +94,7 @@ def attention_layout(module: nn.Module) -> AttentionLayout | None:
     )
     if head_dim < 1 or num_heads * head_dim != width:
         return None
-    out = next((n for n in OUTS if n in linear and linear[n].in_features == width), None)
+    out = next((n for n in OUTS if n in linear and linear[n][0] == width), None)
     widths = tuple(
         a
         for a in WIDTHS

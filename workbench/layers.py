@@ -1,4 +1,5 @@
-"""Which layers a pruner may touch: Linear and Conv layers, chosen by name, with ``exclude`` names or globs.
+"""Which layers a pruner may touch: Linear, Conv and transposed Linear (GPT-2's ``Conv1D``) layers, chosen by name,
+with ``exclude`` names or globs.
 
 An ``exclude`` entry that matches nothing is an error (a typo would otherwise prune the layer it meant to keep).
 
@@ -20,8 +21,14 @@ import fnmatch
 from torch import nn
 
 from .attention import attention_layouts
+from .layer_kinds import is_transposed_linear
 
-PRUNABLE_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
+PRUNABLE_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)  # and transposed Linears (``layer_kinds.is_transposed_linear``)
+
+
+def is_prunable_layer(module: nn.Module) -> bool:
+    """A Linear, Conv or transposed Linear layer."""
+    return isinstance(module, PRUNABLE_LAYERS) or is_transposed_linear(module)
 
 
 def as_names(exclude) -> tuple[str, ...]:
@@ -52,9 +59,9 @@ def check_exclude(model: nn.Module, exclude) -> tuple[str, ...]:
 
 
 def prunable_layers(model: nn.Module, exclude=()) -> dict[str, nn.Module]:
-    """Linear and Conv layers by module name, minus those matching ``exclude`` (names or globs)."""
+    """Linear, Conv and transposed Linear layers by module name, minus those matching ``exclude`` (names or globs)."""
     return {
         name: module
         for name, module in model.named_modules()
-        if isinstance(module, PRUNABLE_LAYERS) and not is_excluded(name, exclude)
+        if is_prunable_layer(module) and not is_excluded(name, exclude)
     }

@@ -29,7 +29,8 @@ from torch import nn
 
 from ..criteria import get_criterion
 from ..inputs import as_inputs
-from ..layers import check_exclude, is_excluded
+from ..layer_kinds import weight_dims
+from ..layers import check_exclude, is_excluded, is_prunable_layer
 from ..masks import apply_masks, bake, undo
 from ..patterns import PATTERN_SPECS, coupled_patterns, parse_pattern
 from ..reports import SCOPES, PruneResult, check_choice, check_sparsity, report_from_masks
@@ -37,7 +38,6 @@ from .graph import DependencyGraph, DependencyGroup, Member, trace_groups
 from .groups import group_label as _label
 from .shrink import default_inputs
 
-LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
@@ -58,6 +58,11 @@ def _group_kind(pattern) -> str | None:
             f"{', '.join(coupled_patterns())} (or None for all){hint}"
         )
     return spec.coupled
+
+
+def _output_dim(module: nn.Module) -> int | None:
+    """The weight dim of a layer's outputs (None: not a Linear, Conv or transposed Linear)."""
+    return weight_dims(module)[0] if is_prunable_layer(module) else None
 
 
 def _normalized(scores: torch.Tensor) -> torch.Tensor:
@@ -144,7 +149,7 @@ class GroupPruner:
         return [
             m
             for m in group.members
-            if m.dim == 0 and m.param.endswith(".weight") and isinstance(self.plain.get_submodule(m.module), LAYERS)
+            if m.param.endswith(".weight") and _output_dim(self.plain.get_submodule(m.module)) == m.dim
         ]
 
     def _score(self, data, options) -> list[torch.Tensor]:

@@ -1,8 +1,9 @@
 """Op handlers for Linear/Conv calls: they consume the input's channels and produce a new space (or heads).
 
 A layer's input channels become its weight columns (*consumers*); its rows/filters are the
-*producers* of a new channel space. A depthwise conv passes its input channels through, and the
-q/k/v projections of an attention module produce its head space instead.
+*producers* of a new channel space. A transposed Linear (GPT-2's ``Conv1D``, called as
+``addmm(bias, x, weight)``) is the same with rows and columns swapped. A depthwise conv passes its
+input channels through, and the q/k/v projections of an attention module produce its head space instead.
 
 Example:
     >>> import torch
@@ -21,36 +22,51 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..layer_kinds import is_transposed_linear, weight_dims
 from .tracer import Tracer, argument, op_name, tensor_value
 
 LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
-LAYER_OPS = ("linear", "conv1d", "conv2d")
+LAYER_OPS = ("linear", "conv1d", "conv2d", "addmm")
+
+
+def _operands(node) -> tuple:
+    """(input, weight, bias) of a layer call: ``linear(x, w, b)``, ``conv(x, w, b)`` or ``addmm(b, x, w)``."""
+    if op_name(node.target) == "addmm":
+        return node.args[1], node.args[2], node.args[0]
+    return node.args[0], node.args[1], argument(node, 2, "bias")
+
+
+def _is_layer(module, op) -> bool:
+    return is_transposed_linear(module) if op == "addmm" else isinstance(module, LAYERS)
 
 
 def _calls(weight: torch.fx.Node) -> int:
     """How many layer calls use the parameter node ``weight`` as their weight."""
     return sum(
-        user.op == "call_function" and op_name(user.target) in LAYER_OPS and user.args[1] is weight
+        user.op == "call_function" and op_name(user.target) in LAYER_OPS and _operands(user)[1] is weight
         for user in weight.users
     )
 
 
 def layer(tracer: Tracer, node) -> None:
-    """A linear/conv1d/conv2d call (every one, whether or not its input is traced)."""
+    """A linear/conv1d/conv2d call, or an addmm with a transposed Linear's weight (every one, traced input or not)."""
     op = op_name(node.target)
-    x, w = node.args[0], node.args[1]
-    b = argument(node, 2, "bias")
+    x, w, b = _operands(node)
     wname = tracer.params.get(w) if isinstance(w, torch.fx.Node) else None
     in_space = tracer.ann.get(x)
     in_sids = [in_space[0]] if in_space else [tracer.internal[x]] if x in tracer.internal else []
     out = tensor_value(node)
     module_name = wname.rpartition(".")[0] if wname else None
     module = tracer.modules.get(module_name)
-    out_dim = -1 if op == "linear" else 1 - len(out.shape)
-    if wname is None or not isinstance(module, LAYERS) or _calls(w) != 1:
+    if op == "addmm" and not (wname and is_transposed_linear(module)):
+        if in_sids:  # a product of other tensors: nothing to slice
+            tracer.unsupported(node, in_sids)
+        return
+    out_dim = 1 - len(out.shape) if op.startswith("conv") else -1
+    if wname is None or not _is_layer(module, op) or _calls(w) != 1:
         why = (
             "uses a weight that is not a Linear/Conv module parameter"
-            if wname is None or not isinstance(module, LAYERS)
+            if wname is None or not _is_layer(module, op)
             else f"calls module {module_name!r} more than once"
         )
         tracer.unsupported(node, in_sids, why)
@@ -59,25 +75,26 @@ def layer(tracer: Tracer, node) -> None:
         return tracer.unsupported(node, in_sids, f"applies {module_name!r} to attention internals")
     bname = tracer.params.get(b) if isinstance(b, torch.fx.Node) else None
     in_rank = len(tensor_value(x).shape)
-    feature_dim = -1 if op == "linear" else 1 - in_rank  # channels: dim 1
+    feature_dim = 1 - in_rank if op.startswith("conv") else -1  # channels: dim 1
     if op.startswith("conv") and module.groups != 1:
         return _grouped_conv(tracer, node, module, module_name, wname, bname, in_space, feature_dim, out_dim)
+    rows, columns = weight_dims(module)
     if in_space is not None:
         sid, dim, inner = in_space
         if dim != feature_dim:
             tracer.unsupported(node, [sid], f"applies {module_name!r} over a dim that is not the channel dim")
         else:
             size = tracer.space(sid).size
-            features = module.weight.shape[1]
+            features = module.weight.shape[columns]
             if features % (size * inner):
                 tracer.unsupported(node, [sid], f"reads {features} features that do not split into {size} channels")
             else:
-                tracer.add_consumer(sid, module_name, wname, dim, inner, features // (size * inner))
+                tracer.add_consumer(sid, module_name, wname, dim, inner, features // (size * inner), columns)
     if module_name in tracer.projections:
         attention, part = tracer.projections[module_name]
-        return _projection(tracer, node, attention, part, wname, bname, module_name)
-    sid = tracer.new_space("channel", module.weight.shape[0])
-    tracer.add_member(sid, wname, 0, "producer", module_name)
+        return _projection(tracer, node, attention, part, wname, bname, module_name, rows)
+    sid = tracer.new_space("channel", module.weight.shape[rows])
+    tracer.add_member(sid, wname, rows, "producer", module_name)
     if bname:
         tracer.add_member(sid, bname, 0, "member", module_name)
     tracer.ann[node] = (sid, out_dim, 1)
@@ -104,8 +121,8 @@ def _grouped_conv(tracer, node, module, module_name, wname, bname, in_space, fea
     tracer.ann[node] = (sid, out_dim, 1)
 
 
-def _projection(tracer, node, attention, part, wname, bname, module_name):
-    """A q/k/v projection (or a fused qkv one): its rows in blocks of ``head_dim`` join the head space."""
+def _projection(tracer, node, attention, part, wname, bname, module_name, rows):
+    """A q/k/v projection (or a fused qkv one): its rows (weight dim ``rows``) in ``head_dim`` blocks join the heads."""
     layout = tracer.attentions[attention]
     if attention not in tracer.head_spaces:
         tracer.head_spaces[attention] = tracer.new_space("head", layout.num_heads, attention)
@@ -113,14 +130,14 @@ def _projection(tracer, node, attention, part, wname, bname, module_name):
     tracer.attention_rank[attention] = tensor_value(node).dim()
     hd = layout.head_dim
     if part == "qkv":  # fused: q and k rows at offsets 0 and width (outer 2), v rows at 2·width
-        for name in filter(None, (wname, bname)):
-            tracer.add_member(sid, name, 0, "member", module_name, hd, 2)
-            tracer.add_member(
-                sid, name, 0, "producer" if name == wname else "member", module_name, hd, 1, 2 * layout.width
-            )
+        for name, dim in ((wname, rows), (bname, 0)):
+            if name:
+                tracer.add_member(sid, name, dim, "member", module_name, hd, 2)
+                role = "producer" if name == wname else "member"
+                tracer.add_member(sid, name, dim, role, module_name, hd, 1, 2 * layout.width)
         tracer.internal[node] = sid
         return
-    tracer.add_member(sid, wname, 0, "producer" if part == "v" else "member", module_name, hd)
+    tracer.add_member(sid, wname, rows, "producer" if part == "v" else "member", module_name, hd)
     if bname:
         tracer.add_member(sid, bname, 0, "member", module_name, hd)
     tracer.ann[node] = (sid, -1, hd)

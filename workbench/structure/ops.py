@@ -1,6 +1,6 @@
 """The op table: how each aten op moves channel spaces, one entry per op name (``OPS``), and ``handle``.
 
-A channel space flows unchanged through elementwise ops, is merged with another by a residual
+A channel space flows unchanged through elementwise ops and spatial padding, is merged with another by a residual
 ``add``, is placed next to others by ``cat``, is cut into equal pieces by ``chunk`` and is followed
 through reshapes, permutes, pools and reductions that keep the channel dim. Supporting a new op is
 one entry: its name, and a handler wrapped in the checks it needs (``reads_channels``, ``tensor_op``
@@ -10,7 +10,7 @@ Example:
     >>> OPS["relu"] is OPS["gelu"]  # the elementwise ops share one pass-through entry
     True
     >>> sorted(op for op in OPS if OPS[op] is OPS["linear"])
-    ['conv1d', 'conv2d', 'linear']
+    ['addmm', 'conv1d', 'conv2d', 'linear']
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ ELEMENTWISE = (
     *("dropout", "dropout_", "feature_dropout", "alpha_dropout"),
     *("clone", "contiguous", "alias", "detach", "_to_copy", "to"),
 )
-BINARY = ("add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_")
+BINARY = ("add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "pow")
 POOLS = (
     *("avg_pool1d", "avg_pool2d", "max_pool1d", "max_pool2d", "max_pool2d_with_indices"),
     *("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "_adaptive_avg_pool2d"),
@@ -44,6 +44,7 @@ RESHAPES = ("view", "reshape", "_unsafe_view", "flatten", "unflatten", "squeeze"
 BATCH_NORMS = ("batch_norm", "_native_batch_norm_legit_no_training", "native_batch_norm", "_native_batch_norm_legit")
 TUPLE_OPS = (*BATCH_NORMS, "max_pool2d_with_indices")  # their first output carries the channels
 SPLITS = ("split", "split_with_sizes", "chunk")  # pieces along a dim; along the channels, a concatenation in reverse
+PADS = ("pad", "constant_pad_nd", "reflection_pad1d", "reflection_pad2d", "replication_pad1d", "replication_pad2d")
 
 
 # ---- the checks an entry runs before its handler ---------------------------------------------------
@@ -121,7 +122,7 @@ def _tuple_item(tracer, node, spaced):
 
 
 def binary(tracer: Tracer, node, spaced) -> None:
-    """add/sub/mul/div: traced operands are merged into one space; a parameter operand is sliced with it."""
+    """add/sub/mul/div/pow: traced operands are merged into one space; a parameter operand is sliced with it."""
     anns = {tracer.ann[n][1:] for n in spaced}
     if len(anns) != 1:
         return tracer.unsupported(node, [tracer.ann[n][0] for n in spaced], "combines channels laid out differently")
@@ -281,6 +282,19 @@ def permute(tracer: Tracer, node) -> None:
     tracer.ann[node] = (sid, new - rank, inner)
 
 
+def pad(tracer: Tracer, node) -> None:
+    """Padding other dims (spatial "same" padding) keeps the channels; padding the channel dim is unsupported.
+
+    ``pad`` lists (before, after) widths from the last dim backwards, so the channel dim's pair is the
+    ``-dim``-th one.
+    """
+    sid, dim, inner = tracer.ann[node.args[0]]
+    widths = list(node.args[1])
+    if any(w != 0 for w in widths[2 * (-dim - 1) : 2 * -dim]):
+        return tracer.unsupported(node, [sid], "pads the channel dim")
+    tracer.ann[node] = (sid, dim, inner)
+
+
 def index_like(tracer: Tracer, node) -> None:
     """expand/slice/select away from the channel dim keep the channels."""
     op = op_name(node.target)
@@ -312,6 +326,7 @@ OPS: dict[str, Handler] = {
     **dict.fromkeys(("layer_norm", "rms_norm"), one_input(layer_norm)),
     "group_norm": one_input(group_norm),
     **dict.fromkeys(POOLS, one_input(pool)),
+    **dict.fromkeys(PADS, one_input(pad)),
     **dict.fromkeys(REDUCTIONS, one_input(reduction)),
     **dict.fromkeys(RESHAPES, one_input(reshape)),
     **dict.fromkeys(("transpose", "permute"), one_input(permute)),

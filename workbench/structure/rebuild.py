@@ -1,5 +1,7 @@
 """Rebuild layers of new sizes: slice a module's tensors, make a standard layer of that shape, update head counts.
 
+A transposed Linear (GPT-2's ``Conv1D``) keeps its class: it gets the sliced tensors and its sizes (``nf``, ``nx``).
+
 Example:
     >>> import torch
     >>> from torch import nn
@@ -14,9 +16,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..layer_kinds import is_transposed_linear, set_features, weight_dims
+
 
 def describe(module: nn.Module) -> str | None:
-    if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+    if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)) or is_transposed_linear(module):
         return "×".join(map(str, module.weight.shape))
     if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
         return f"BN({module.num_features})"
@@ -50,13 +54,15 @@ def apply_slices(model: nn.Module, slices, bias_deltas) -> None:
                 tensors[leaf] = _slice(value, leaves[leaf]) if leaf in leaves else value.detach().clone()
         if module_name in bias_deltas:
             delta = bias_deltas[module_name]
+            out_dim = weight_dims(module)[0]
             full = (
                 module.bias.detach().double()
                 if module.bias is not None
-                else torch.zeros(module.weight.shape[0], dtype=torch.float64)
+                else torch.zeros(module.weight.shape[out_dim], dtype=torch.float64)
             ) + delta.to(torch.float64)
             full = full.to(module.weight.dtype)
-            rows = leaves.get("bias") or ({0: leaves["weight"][0]} if 0 in leaves.get("weight", {}) else {})
+            weight_slices = leaves.get("weight", {})
+            rows = leaves.get("bias") or ({0: weight_slices[out_dim]} if out_dim in weight_slices else {})
             tensors["bias"] = _slice(full, rows)
         resize(model, module_name, tensors)
 
@@ -70,12 +76,15 @@ def resize(model: nn.Module, module_name: str, tensors: dict[str, torch.Tensor])
         parent_name, _, child = module_name.rpartition(".")
         setattr(model.get_submodule(parent_name), child, new)
         return
+    transposed = is_transposed_linear(module)
     for leaf, value in tensors.items():
         if leaf in module._parameters:
             old = module._parameters[leaf]
             module._parameters[leaf] = nn.Parameter(value, requires_grad=old.requires_grad if old is not None else True)
         else:
             module._buffers[leaf] = value
+    if transposed:
+        set_features(module)
 
 
 def set_head_count(module: nn.Module, layout, count: int) -> None:

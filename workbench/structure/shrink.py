@@ -119,7 +119,7 @@ def _check_constant(model, group, removed, captured, notes, explicit):
         padded = isinstance(module, (nn.Conv1d, nn.Conv2d)) and any(p != 0 for p in _padding(module))
         for unit in removed.nonzero().flatten().tolist():
             cols = member.indices(torch.tensor([unit]), group.size)
-            if weight.index_select(1, cols).eq(0).all():
+            if weight.index_select(member.dim, cols).eq(0).all():
                 continue  # the consumer ignores this unit
             values = columns[:, cols].double()
             spread = (values.max(0).values - values.min(0).values).abs().max()
@@ -155,10 +155,11 @@ def _bias_deltas(model, group, removed, captured) -> dict[str, torch.Tensor]:
     units = removed.nonzero().flatten()
     for point in group.consumers:
         module = model.get_submodule(point.module)
-        cols = point.member(group).indices(units, group.size)
+        member = point.member(group)
+        cols = member.indices(units, group.size)
         columns = torch.cat([_inputs_by_column(x, point.dim) for x in captured[point.module]])
         const = columns[:, cols].double().mean(0)
-        w = module.weight.detach().double().index_select(1, cols)
+        w = module.weight.detach().double().index_select(member.dim, cols).movedim(member.dim, 1)  # (out, in, …)
         delta = (w.flatten(2).sum(2) if w.dim() > 2 else w) @ const
         if delta.any():  # no bias is added where the removed units contribute nothing
             deltas[point.module] = deltas.get(point.module, 0) + delta

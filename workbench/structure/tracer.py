@@ -171,8 +171,9 @@ class Tracer:
         if member not in space.members:
             space.members.append(member)
 
-    def add_consumer(self, sid, module_name, wname, dim, inner, outer):
-        self.add_member(sid, wname, 1, "consumer", module_name, inner, outer)
+    def add_consumer(self, sid, module_name, wname, dim, inner, outer, columns=1):
+        """The input of ``module_name`` reads space ``sid`` along ``dim``: its weight's dim ``columns`` is sliced."""
+        self.add_member(sid, wname, columns, "consumer", module_name, inner, outer)
         point = ConsumerPoint(module_name, wname, dim, inner, outer)
         if point not in self.space(sid).consumers:
             self.space(sid).consumers.append(point)

@@ -1,0 +1,116 @@
+"""How much of the models users bring ``wb.shrink`` removes at 50 %, beside Torch-Pruning (DepGraph).
+
+Hugging Face ``transformers`` models built from small configs (random weights, eval mode, no download)
+and a small squeeze-and-excitation net. For each: the fraction of parameters removed by workbench
+(every prunable dependency group, L1 scores) and by Torch-Pruning's ``MetaPruner`` (L1 importance, the
+classifier kept), and whether the shrunk model computes what the group-masked model computes.
+
+Run: .venv/bin/python benchmarks/user_models.py  (needs transformers and torch-pruning; about a minute)
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import workbench as wb
+from workbench.masks import apply_masks
+from workbench.structure.group_prune import GroupPruner
+from workbench.structure.shrink import shrink_masked
+
+SPARSITY = 0.5
+
+
+class SqueezeExcitation(nn.Module):
+    """A conv, a squeeze-and-excitation gate over its channels, then a conv and a classifier."""
+
+    def __init__(self, width=32, squeezed=8, classes=10):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width)
+        self.fc1, self.fc2 = nn.Conv2d(width, squeezed, 1), nn.Conv2d(squeezed, width, 1)
+        self.out, self.head = nn.Conv2d(width, width, 3, padding=1), nn.Linear(width, classes)
+
+    def forward(self, x):
+        x = F.relu(self.bn(self.conv(x)))
+        gate = torch.sigmoid(self.fc2(F.relu(self.fc1(F.adaptive_avg_pool2d(x, 1)))))
+        return self.head(F.relu(self.out(x * gate)).mean((2, 3)))
+
+
+def cases():
+    """(name, model, a batch to trace with, a batch to compare on, the layer Torch-Pruning keeps), seeded."""
+    from transformers import GPT2Config, GPT2LMHeadModel, MobileNetV2Config, MobileNetV2ForImageClassification
+
+    torch.manual_seed(0)
+    mobilenet = MobileNetV2ForImageClassification(
+        MobileNetV2Config(image_size=32, depth_multiplier=0.35, num_labels=10)
+    ).eval()
+    gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=100, n_positions=32)).eval()
+    gpt2.config.use_cache = False
+    return [
+        ("MobileNetV2", mobilenet, torch.randn(4, 3, 32, 32), torch.randn(8, 3, 32, 32), "classifier"),
+        ("GPT-2", gpt2, torch.randint(0, 100, (4, 16)), torch.randint(0, 100, (8, 16)), "lm_head"),
+        ("squeeze-excitation", SqueezeExcitation().eval(), *(torch.randn(n, 3, 16, 16) for n in (4, 8)), "head"),
+    ]
+
+
+def logits(model, x):
+    with torch.no_grad():
+        out = model(x)
+    return out.logits if hasattr(out, "logits") else out
+
+
+def workbench_row(model, inputs, check):
+    """Fraction removed, whether the shrunk model equals the masked one on ``check``, seconds."""
+    start = time.perf_counter()
+    try:
+        pruner = GroupPruner(model, "l1", (inputs,))
+    except ValueError:  # no prunable groups
+        return 0.0, True, time.perf_counter() - start
+    masked = copy.deepcopy(model)
+    apply_masks(masked, pruner.masks(SPARSITY))
+    small, report = shrink_masked(masked, example_inputs=(inputs,), graph=pruner.graph)
+    seconds = time.perf_counter() - start
+    expected, got = logits(masked, check), logits(small, check)
+    same = got.shape == expected.shape and bool(torch.allclose(got, expected, rtol=1e-4, atol=1e-5))
+    return 1 - report.params_after / report.params_before, same, seconds
+
+
+def torch_pruning_fraction(model, inputs, keep):
+    import torch_pruning as tp
+
+    model = copy.deepcopy(model)
+    before = sum(p.numel() for p in model.parameters())
+    pruner = tp.pruner.MetaPruner(
+        model,
+        inputs,
+        importance=tp.importance.MagnitudeImportance(p=1),
+        pruning_ratio=SPARSITY,
+        ignored_layers=[model.get_submodule(keep)],
+    )
+    pruner.step()
+    return 1 - sum(p.numel() for p in model.parameters()) / before
+
+
+def main():
+    torch.set_num_threads(2)
+    print(f"torch {torch.__version__}, fraction of parameters removed at {SPARSITY:.0%} (L1)")
+    print(f"{'model':<20} {'workbench':>9} {'Torch-Pruning':>13} {'outputs equal':>13} {'workbench s':>11}")
+    for name, model, inputs, check, keep in cases():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fraction, same, seconds = workbench_row(model, inputs, check)
+            try:
+                reference = f"{torch_pruning_fraction(model, inputs, keep):.2f}"
+            except Exception as error:  # Torch-Pruning fails on some architectures
+                reference = f"fails ({type(error).__name__})"
+        print(f"{name:<20} {fraction:>9.2f} {reference:>13} {'yes' if same else 'NO':>13} {seconds:>11.1f}")
+    print(f"(workbench {wb.__version__})")
+
+
+if __name__ == "__main__":
+    main()
