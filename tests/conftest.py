@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import os
 
+import binder_env
 import pytest
 import torch
 from helpers import retry_load
@@ -66,3 +67,25 @@ def pytest_xdist_make_scheduler(config, log):
             return "tests/browser" if nodeid.startswith("tests/browser/") else super()._split_scope(nodeid)
 
     return OneBrowserWorker(config, log)
+
+
+# The Binder environment (tests/binder_env.py) builds in the background from the moment its test is collected.
+def pytest_configure(config):
+    binder_env.configure(config)
+
+
+def pytest_configure_node(node):
+    binder_env.configure_node(node)
+
+
+def pytest_collection_finish(session):
+    if not hasattr(session.config, "workerinput"):  # under xdist the controller starts it (below)
+        binder_env.start_if_collected(session.config, [item.nodeid for item in session.items])
+
+
+def pytest_xdist_node_collection_finished(node, ids):
+    binder_env.start_if_collected(node.config, ids)
+
+
+def pytest_unconfigure(config):
+    binder_env.unconfigure(config)
