@@ -15,12 +15,12 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+import binder_env
 import pytest
 import tomllib
 from packaging.requirements import Requirement
@@ -126,29 +126,16 @@ def _get(url: str, server: subprocess.Popen, timeout_s: float) -> tuple[int, str
 
 @pytest.mark.slow
 @pytest.mark.skipif(not _venv_available(), reason="python3 -m venv (with ensurepip) is not available")
-def test_binder_environment_serves_the_dashboard_and_runs_a_notebook(tmp_path):
-    venv = tmp_path / "binder-venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    python = str(venv / "bin" / "python")
-
-    env = dict(os.environ)
-    for name in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME"):
-        env.pop(name, None)
-    env["MPLBACKEND"] = "Agg"
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    # Where download.pytorch.org (the --extra-index-url in the file) cannot be reached, pip's
-    # default retries would spend minutes on it; with no retries it fails fast and pip goes on
-    # with its other sources (find-links, a mirror).
-    env["PIP_RETRIES"] = "0"
+def test_binder_environment_serves_the_dashboard_and_runs_a_notebook(tmp_path, request):
+    # binder_env builds the environment in the background from the start of the session: a fresh venv,
+    # then `pip install -r binder/requirements.txt` from the repository root, exactly what repo2docker does
+    python = str(binder_env.installed(request.config))
+    env = binder_env.environment()
 
     def run(*cmd: str, timeout: float = 600, cwd: Path = ROOT) -> str:
         done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
         assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
         return done.stdout + done.stderr
-
-    # Exactly what repo2docker does: the Binder file alone, from the repository root.
-    # --no-compile only skips writing .pyc files at install time; Python compiles on import.
-    run(python, "-m", "pip", "install", "--no-compile", "-r", "binder/requirements.txt", timeout=1500)
 
     # The package is installed (not run from this checkout) with its data: the dashboard notebook.
     script = "from workbench.widgets.serve import NOTEBOOK; print(NOTEBOOK.is_file(), NOTEBOOK)"
