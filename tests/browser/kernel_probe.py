@@ -55,7 +55,9 @@ def position(slider) -> int:
 
 
 def positions(slider) -> int:
-    """How many steps the slider has."""
+    """How many steps the slider has (a SelectionSlider: its options)."""
+    if hasattr(slider, "options"):
+        return len(slider.options)
     return round((slider.max - slider.min) / slider.step) + 1
 
 
@@ -96,10 +98,14 @@ def state_value(app, control: str):
 
 
 def value_at(name: str, position: int):
-    """The slider value of step ``position`` (a StepSlider's step value, an IntSlider's integer)."""
+    """The slider value of step ``position`` (a StepSlider's step value, a SelectionSlider's option's value, an
+    IntSlider's integer)."""
     slider = main_slider(app_objects()[name])
     if hasattr(slider, "_step_value"):
         return slider._step_value(position)
+    if hasattr(slider, "options"):
+        option = slider.options[position]
+        return option[1] if isinstance(option, tuple) else option
     value = slider.min + position * slider.step
     return value if isinstance(value, int) else round(value, 12)
 
