@@ -70,3 +70,10 @@ def test_per_layer_curves_differ_in_marker_where_colours_are_too_close():
     for name, marker in board.markers.items():  # the chosen point looks like its curve
         line = next(line for line in lines if line.get_label() == name)
         assert (marker.get_marker(), marker.get_color()) == (line.get_marker(), line.get_color())
+
+
+def test_trade_off_modes_differ_in_marker_where_colours_are_too_close():
+    from workbench.viz.colors import MODE_STYLES
+
+    for (a, style_a), (b, style_b) in itertools.combinations(MODE_STYLES.items(), 2):
+        assert style_a["marker"] != style_b["marker"] or distinguishable(style_a["color"], style_b["color"]), (a, b)
