@@ -5,12 +5,15 @@ and a small squeeze-and-excitation net. For each: the fraction of parameters rem
 (every prunable dependency group, L1 scores) and by Torch-Pruning's ``MetaPruner`` (L1 importance, the
 classifier kept), and whether the shrunk model computes what the group-masked model computes.
 
+Then the warm time of ``wb.shrink`` (trace + group + shrink) on the shipped models.
+
 Run: .venv/bin/python benchmarks/user_models.py  (needs transformers and torch-pruning; about a minute)
 """
 
 from __future__ import annotations
 
 import copy
+import statistics
 import time
 import warnings
 
@@ -110,6 +113,21 @@ def main():
                 reference = f"fails ({type(error).__name__})"
         print(f"{name:<20} {fraction:>9.2f} {reference:>13} {'yes' if same else 'NO':>13} {seconds:>11.1f}")
     print(f"(workbench {wb.__version__})")
+    print("\nwarm wb.shrink (trace + group + shrink) of the shipped models at 50 %, median of 5:")
+    for name, pattern in (("mlp", "filter"), ("cnn", "filter"), ("transformer", "head"), ("transformer", "neuron")):
+        print(f"{name:<12} {pattern:<7} {warm_shrink_seconds(name, pattern):.3f} s")
+
+
+def warm_shrink_seconds(name: str, pattern: str, repeats: int = 5) -> float:
+    """Median seconds of ``wb.shrink`` on a shipped model once torch.export has warmed up."""
+    model = wb.pretrained(name)
+    wb.shrink(model, sparsity=SPARSITY, pattern=pattern)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        wb.shrink(model, sparsity=SPARSITY, pattern=pattern)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 if __name__ == "__main__":
