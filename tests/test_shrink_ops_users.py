@@ -275,6 +275,21 @@ def test_gpt2_head_masks_shrink():
     _assert_close(_outputs(model, check), _outputs(small, check))
 
 
+def test_a_head_shrunk_gpt2_generates_what_the_masked_one_generates():
+    """``generate`` with its key/value cache runs on the shrunk modules' own head counts. (GPT-2's config cannot say
+    that a block keeps 2 heads of width 16 in a 64-wide stream, so ``from_pretrained`` cannot rebuild it:
+    ``wb.save_shrunk`` with a template can.)"""
+    model, inputs, _ = _gpt2()
+    wb.prune(model, sparsity=0.5, pattern="head", scope="local")
+    small, _ = shrink_masked(model, example_inputs=inputs)
+    prompt = torch.randint(1, 100, (1, 6), generator=torch.Generator().manual_seed(1))
+    settings = {"max_new_tokens": 6, "do_sample": False, "pad_token_id": 0, "use_cache": True}
+    with torch.no_grad():
+        expected, got = model.generate(prompt, **settings), small.generate(prompt, **settings)
+    assert [block.attn.num_heads for block in small.transformer.h] == [2, 2]
+    assert torch.equal(got, expected) and got.shape == (1, 12)
+
+
 def test_hugging_face_mobilenet_v2_same_padding_shrinks():
     torch.manual_seed(0)
     config = transformers.MobileNetV2Config(image_size=32, depth_multiplier=0.35, num_labels=10)
