@@ -297,3 +297,64 @@ def test_hugging_face_mobilenet_v2_same_padding_shrinks():
     assert config.tf_padding
     _, report = _shrink_like_masked(model, _images(2, 32), _images(4, 32), pattern="filter")
     assert 1 - report.params_after / report.params_before > 0.7
+
+
+def _llama(attention="sdpa"):
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=100,
+        max_position_embeddings=32,
+        attn_implementation=attention,
+    )
+    model = transformers.LlamaForCausalLM(config).eval()
+    model.config.use_cache = False
+    return model, (torch.randint(0, 100, (2, 16)),), (torch.randint(0, 100, (4, 16)),)
+
+
+def test_llama_rms_norm_keeps_the_residual_width_whole():
+    model, inputs, _ = _llama()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a mean over the channels is understood, not an unsupported op
+        residual = _group_of(model, inputs, "model.layers.0.self_attn.o_proj.weight")
+    assert residual.size == 64 and not residual.prunable
+    assert any("RMSNorm" in reason and "input_layernorm" in reason for reason in residual.reasons)
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_llama_loses_key_value_groups_and_mlp_width_exactly(attention):
+    model, inputs, check = _llama(attention)
+    mlp = _group_of(model, inputs, "model.layers.0.mlp.gate_proj.weight")
+    assert mlp.prunable and mlp.size == 128
+    assert {m.param for m in mlp.members} >= {
+        "model.layers.0.mlp.up_proj.weight",
+        "model.layers.0.mlp.down_proj.weight",
+    }
+    heads = _group_of(model, inputs, "model.layers.0.self_attn.v_proj.weight")
+    assert heads.prunable and heads.size == 2  # units: key/value groups of 2 query heads each
+    small, report = _shrink_like_masked(model, inputs, check)
+    for block in small.model.layers:
+        attn = block.self_attn
+        assert (attn.q_proj.out_features, attn.k_proj.out_features, attn.v_proj.out_features) == (32, 16, 16)
+        assert attn.o_proj.in_features == 32 and attn.num_key_value_groups == 2
+        assert block.mlp.gate_proj.out_features == block.mlp.up_proj.out_features == block.mlp.down_proj.in_features
+        assert block.mlp.down_proj.in_features == 64
+    line = "model.layers.0.self_attn: 4 heads in 2 key/value groups → 2 heads in 1 key/value group"
+    assert line in report.lines()
+    assert 1 - report.params_after / report.params_before > 0.4
+    again = _outputs(small, check)  # a second forward of the shrunk model
+    assert torch.equal(again, _outputs(small, check)) and again.shape == (4, 16, 100)
+
+
+def test_llama_head_masks_remove_whole_key_value_groups():
+    model, inputs, check = _llama()
+    wb.prune(model, sparsity=0.5, pattern="head", scope="local")
+    q = model.model.layers[0].self_attn.q_proj.weight
+    assert (q.abs().sum(1) == 0).sum() == 32  # two query heads, those sharing one key/value head
+    small, _ = shrink_masked(model, example_inputs=inputs)
+    assert [block.self_attn.k_proj.out_features for block in small.model.layers] == [16, 16]
+    _assert_close(_outputs(model, check), _outputs(small, check))

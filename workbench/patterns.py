@@ -275,7 +275,7 @@ def nm_keep(scores: torch.Tensor, ids: torch.Tensor, num_groups: int, pattern: P
 
 def _head_targets(model: nn.Module, pattern: Pattern, exclude: tuple[str, ...]) -> list[Target]:
     targets = [
-        Target(name, layout.group_ids(name, model.get_submodule(name)), layout.num_heads)
+        Target(name, layout.group_ids(name, model.get_submodule(name)), layout.units)
         for name, layout in attention_layouts(model).items()
         if not is_excluded(name, exclude)
     ]

@@ -122,13 +122,16 @@ def _grouped_conv(tracer, node, module, module_name, wname, bname, in_space, fea
 
 
 def _projection(tracer, node, attention, part, wname, bname, module_name, rows):
-    """A q/k/v projection (or a fused qkv one): its rows (weight dim ``rows``) in ``head_dim`` blocks join the heads."""
+    """A q/k/v projection (or a fused qkv one): its rows (weight dim ``rows``) in ``head_dim`` blocks join the heads.
+
+    With grouped-query attention a unit is one key/value head: ``head_dim`` rows of k and v, and the
+    ``group_size × head_dim`` rows of q of the query heads that read it."""
     layout = tracer.attentions[attention]
     if attention not in tracer.head_spaces:
-        tracer.head_spaces[attention] = tracer.new_space("head", layout.num_heads, attention)
+        tracer.head_spaces[attention] = tracer.new_space("head", layout.units, attention)
     sid = tracer.head_spaces[attention]
     tracer.attention_rank[attention] = tensor_value(node).dim()
-    hd = layout.head_dim
+    hd = layout.head_dim * (layout.group_size if part == "q" else 1)  # a unit: a key/value group's rows
     if part == "qkv":  # fused: q and k rows at offsets 0 and width (outer 2), v rows at 2·width
         for name, dim in ((wname, rows), (bname, 0)):
             if name:

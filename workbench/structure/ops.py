@@ -233,18 +233,25 @@ def pool(tracer: Tracer, node) -> None:
 
 
 def reduction(tracer: Tracer, node) -> None:
-    """A reduction over other dims keeps the channels (at a new position unless ``keepdim``)."""
+    """A reduction over other dims keeps the channels (at a new position unless ``keepdim``).
+
+    One over the channels (RMSNorm's mean of squares) reads them all: like a LayerNorm, it keeps them whole.
+    """
     x = node.args[0]
     sid, dim, inner = tracer.ann[x]
     rank = len(tensor_value(x).shape)
     dims = argument(node, 1, "dim")
+    if dims is None or dims == []:  # over every dim
+        dims = list(range(rank))
     keepdim = argument(node, 2, "keepdim", False)
-    if dims is None or dims == []:
-        return tracer.unsupported(node, [sid], "reduces over the channel dim")
     dims = [d % rank for d in (dims if isinstance(dims, (list, tuple)) else [dims])]
     pos = dim % rank
     if pos in dims:
-        return tracer.unsupported(node, [sid], "reduces over the channel dim")
+        return tracer.block(
+            sid,
+            f"reduced by {op_name(node.target)} over the channels at node {node.name!r}{tracer.where(node)} "
+            "(an RMSNorm's mean of squares): removing channels would change it",
+        )
     new_pos = pos if keepdim else pos - sum(d < pos for d in dims)
     new_rank = rank if keepdim else rank - len(dims)
     tracer.ann[node] = (sid, new_pos - new_rank, inner)

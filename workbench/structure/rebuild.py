@@ -88,10 +88,20 @@ def resize(model: nn.Module, module_name: str, tensors: dict[str, torch.Tensor])
 
 
 def set_head_count(module: nn.Module, layout, count: int) -> None:
-    """Set an attention module's head count, and the width attributes that follow it, to ``count`` heads."""
-    setattr(module, layout.heads_attr, count)
+    """Set an attention module's head count, and the attributes that follow it, to ``count`` (query) heads."""
+    if layout.heads_attr:
+        setattr(module, layout.heads_attr, count)
+    if layout.kv_attr:
+        setattr(module, layout.kv_attr, count // layout.group_size)
     for attr in layout.widths:
         setattr(module, attr, count * layout.head_dim)
+
+
+def describe_heads(layout, units: int) -> str:
+    """ "2 heads" for ``units`` heads, or with grouped-query attention "4 heads in 2 key/value groups"."""
+    count = units * layout.group_size
+    text = f"{count} head" + ("s" if count != 1 else "")
+    return text + (f" in {units} key/value group" + ("s" if units != 1 else "") if layout.kv_heads else "")
 
 
 def _rebuild(module: nn.Module, tensors: dict[str, torch.Tensor]) -> nn.Module:

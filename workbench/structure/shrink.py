@@ -31,7 +31,7 @@ from ..masks import get_masks, undo
 from ..models import input_shape
 from .graph import DependencyGraph, DependencyGroup, trace_groups
 from .groups import group_label
-from .rebuild import apply_slices, describe, set_head_count
+from .rebuild import apply_slices, describe, describe_heads, set_head_count
 
 TOLERANCE = 1e-6  # relative spread under which a removed unit's input counts as constant
 CHECK = 1e-4  # relative error above which the shrunk model is rejected (its outputs must equal the masked model's)
@@ -359,13 +359,15 @@ def _build(base, graph, plan, report) -> nn.Module:
     before = {name: describe(mod) for name, mod in small.named_modules() if describe(mod)}
     old_shapes = {name: tuple(_param(small, name).shape) for name in slices}
     apply_slices(small, slices, plan["deltas"])
-    for name, count in plan["heads"].items():
-        set_head_count(small.get_submodule(name), layouts[name], count)
+    for name, units in plan["heads"].items():
+        set_head_count(small.get_submodule(name), layouts[name], units * layouts[name].group_size)
     for name, mod in small.named_modules():
         if name in before and describe(mod) != before[name]:
             report.layers.append((name, before[name], describe(mod)))
-    for name, count in plan["heads"].items():
-        report.layers.append((name, f"{layouts[name].num_heads} heads", f"{count} head" + ("s" if count != 1 else "")))
+    for name, units in plan["heads"].items():
+        report.layers.append(
+            (name, describe_heads(layouts[name], layouts[name].units), describe_heads(layouts[name], units))
+        )
     for name in sorted(n for n in slices if n.rpartition(".")[0] not in before):  # e.g. pos_embed
         report.layers.append(
             (name, "×".join(map(str, old_shapes[name])), "×".join(map(str, _param(small, name).shape)))

@@ -226,7 +226,7 @@ class Tracer:
         out = tensor_value(node)
         layout = self.attentions[attention]
         if out is not None and out.dim() == self.attention_rank[attention] and out.shape[-1] == layout.width:
-            self.ann[node] = (head, -1, layout.head_dim)  # heads laid out again as (…, heads × head_dim)
+            self.ann[node] = (head, -1, layout.width // layout.units)  # heads laid out again as (…, heads × head_dim)
         elif out is not None or holds_tensors(node):
             self.internal[node] = head
         return True
