@@ -53,7 +53,8 @@ def _split(total: int, values: int, indices: int) -> dict[str, int]:
     return {"values": values, "indices": indices, "metadata": total - values - indices, "total": total}
 
 
-def _saved_size(state: dict[str, torch.Tensor]) -> int:
+def saved_size(state: dict[str, torch.Tensor]) -> int:
+    """Bytes of ``torch.save(state)``."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
     return buffer.tell()
@@ -111,9 +112,9 @@ def storage_report(model: nn.Module, values: str = "exact") -> StorageReport:
     plain = plain.state_dict()  # what torch.save of the unmasked model holds, its state_dict's metadata too
     mask_bytes = sum(tensor.nbytes for name, tensor in state.items() if _is_mask(name))
     files = {
-        DENSE_FILE: _split(_saved_size(plain), sum(tensor.nbytes for tensor in plain.values()), 0),
+        DENSE_FILE: _split(saved_size(plain), sum(tensor.nbytes for tensor in plain.values()), 0),
         MASKED_FILE: _split(
-            _saved_size(state), sum(tensor.nbytes for tensor in state.values()) - mask_bytes, mask_bytes
+            saved_size(state), sum(tensor.nbytes for tensor in state.values()) - mask_bytes, mask_bytes
         ),
     }
     notes = {}

@@ -27,7 +27,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import io
 from importlib import resources
 
 import pandas as pd
@@ -41,7 +40,9 @@ from .masks import bake
 from .measure import compare_modes
 from .patterns import parse_pattern
 from .pruning import prune
+from .reports import sparsity_report
 from .storage import encode_model, file_bytes
+from .storage_report import saved_size
 from .structure.saving import registry_name
 from .studies.summary import pareto_front
 from .train import evaluate, fine_tune, seed_everything
@@ -93,23 +94,17 @@ def _devices(devices) -> tuple[str, ...]:
     return named
 
 
-def _saved_size(state: dict) -> int:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return buffer.tell()
-
-
 def _file_sizes(model: nn.Module, modes, inputs) -> dict[str, int | None]:
     """Bytes of the file each mode ships as (None where the mode has no file here, e.g. shrunk of unstructured)."""
     plain = copy.deepcopy(model)
     bake(plain)
-    sizes = {"dense": _saved_size(plain.state_dict()), "masked": _saved_size(model.state_dict())}
+    sizes = {"dense": saved_size(plain.state_dict()), "masked": saved_size(model.state_dict())}
     if any(FILES[mode] == "sparse file" for mode in modes):
         sparse = len(file_bytes(model, encode_model(model, "auto"), "auto", "exact")[0])
         sizes |= {mode: sparse for mode in ("csr", "bsr", "semi_structured")}
     if "shrunk" in modes:
         built = build_mode(model, "shrunk", inputs)
-        sizes["shrunk"] = _saved_size(built.model.state_dict()) if built.available else None
+        sizes["shrunk"] = saved_size(built.model.state_dict()) if built.available else None
     return sizes
 
 
@@ -188,7 +183,7 @@ def tradeoff(
             pruned.eval()
         accuracy = evaluate(pruned, data.test)
         files = _file_sizes(pruned, modes, inputs)
-        achieved = _achieved(pruned)
+        achieved = sparsity_report(pruned).sparsity
         for device in device_names:
             measured = compare_modes(
                 pruned,
@@ -236,12 +231,6 @@ def _dense_ms(row: dict) -> float:
     if not row["available"]:
         return float("nan")
     return row["latency_ms"] * row["speedup"]
-
-
-def _achieved(model: nn.Module) -> float:
-    from .reports import sparsity_report
-
-    return sparsity_report(model).sparsity
 
 
 def pareto_points(table: pd.DataFrame, x: str = "relative_latency", y: str = "accuracy") -> pd.DataFrame:
