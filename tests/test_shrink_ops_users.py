@@ -316,13 +316,21 @@ def _llama(attention="sdpa"):
     return model, (torch.randint(0, 100, (2, 16)),), (torch.randint(0, 100, (4, 16)),)
 
 
-def test_llama_rms_norm_keeps_the_residual_width_whole():
-    model, inputs, _ = _llama()
+def test_llama_rms_norm_width_shrinks_exactly_with_rescaled_norms():
+    """Behind RMSNorms the removed residual channels are zero, so the mean of squares over the kept D'
+    channels is D/D' times the one over D: weights × sqrt(D/D') and eps × D/D' keep outputs equal."""
+    model, inputs, check = _llama()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a mean over the channels is understood, not an unsupported op
         residual = _group_of(model, inputs, "model.layers.0.self_attn.o_proj.weight")
-    assert residual.size == 64 and not residual.prunable
-    assert any("RMSNorm" in reason and "input_layernorm" in reason for reason in residual.reasons)
+    assert residual.size == 64 and residual.prunable and not residual.changes
+    assert "model.layers.0.input_layernorm" in residual.rms_norms and "model.norm" in residual.rms_norms
+    assert {m.param for m in residual.producers} >= {"model.embed_tokens.weight", "model.layers.1.mlp.down_proj.weight"}
+    small, report = _shrink_like_masked(model, inputs, check)
+    assert not report.changed
+    assert small.model.embed_tokens.weight.shape == (100, 32) and small.model.embed_tokens.embedding_dim == 32
+    assert small.model.norm.variance_epsilon == pytest.approx(2 * model.model.norm.variance_epsilon)
+    assert small.lm_head.in_features == 32
 
 
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])

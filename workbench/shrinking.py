@@ -43,6 +43,7 @@ def shrink_with_report(
     keep_multiple: int = 1,
     exclude=(),
     criterion_options=None,
+    exact: bool = True,
 ) -> tuple[nn.Module, ShrinkReport]:
     """A smaller plain copy of ``model`` without its pruned units, and the ``ShrinkReport`` (shapes before → after,
     parameters, notes, timings); the original is not modified.
@@ -60,6 +61,10 @@ def shrink_with_report(
         keep_multiple: round the kept units of each group up to a multiple of this.
         exclude: module names or globs whose output groups stay whole.
         criterion_options: keyword options of the criterion (e.g. ``{"max_batches": 2}``).
+        exact: True (default) shrinks only what keeps the masked model's outputs. False also shrinks the
+            groups whose removal changes the function, such as a transformer's LayerNorm'd hidden width:
+            ``report.changed`` names them, and the model needs fine-tuning. (An RMSNorm'd width stays
+            exact either way: its weight is rescaled.)
     """
     if sparsity is None:
         if pattern is not None or exclude or criterion_options:
@@ -67,7 +72,7 @@ def shrink_with_report(
                 "pattern, exclude and criterion_options choose units to prune: pass them with sparsity=, "
                 "or prune first and shrink the masks"
             )
-        return shrink_masked(model, masks, example_inputs, keep_multiple=keep_multiple)
+        return shrink_masked(model, masks, example_inputs, keep_multiple=keep_multiple, exact=exact)
     if masks is not None:
         raise ValueError("pass either masks (shrink what they removed) or sparsity (choose units now), not both")
     pruner = GroupPruner(
@@ -80,6 +85,7 @@ def shrink_with_report(
         keep_multiple=keep_multiple,
         exclude=exclude,
         criterion_options=criterion_options,
+        exact=exact,
     )
     removed, notes = pruner.plan(sparsity)
     chosen = pruner.masks_for(removed)

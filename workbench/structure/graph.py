@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import time
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -41,10 +42,25 @@ from .tracer import Tracer
 __all__ = ["ConsumerPoint", "DependencyGraph", "DependencyGroup", "Member", "export_model", "trace_groups"]
 
 
+@contextmanager
+def _without_cache(model: nn.Module):
+    """A generative model's key/value cache off while exporting (its cache object is no tensor output)."""
+    config = getattr(model, "config", None)
+    if getattr(config, "use_cache", None) is not True:
+        yield
+        return
+    config.use_cache = False
+    try:
+        yield
+    finally:
+        config.use_cache = True
+
+
 def export_model(model: nn.Module, example_inputs):
     """``torch.export.export`` with a ValueError naming the model when it cannot be traced."""
     try:
-        return torch.export.export(model, as_inputs(example_inputs))
+        with _without_cache(model):
+            return torch.export.export(model, as_inputs(example_inputs))
     except Exception as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(
@@ -66,15 +82,19 @@ def _check_members(group: DependencyGroup, state: dict[str, torch.Tensor], claim
         seen[index] = group.id
 
 
-def trace_groups(model: nn.Module, example_inputs) -> DependencyGraph:
-    """The coupled channel groups of ``model`` (masks, if any, are ignored), traced on ``example_inputs``."""
+def trace_groups(model: nn.Module, example_inputs, exact: bool = True) -> DependencyGraph:
+    """The coupled channel groups of ``model`` (masks, if any, are ignored), traced on ``example_inputs``.
+
+    ``exact=False`` also makes prunable the groups whose removal changes the function (channels a
+    LayerNorm normalizes, such as a transformer's hidden width); each lists why in ``changes``.
+    """
     if is_masked(model):
         model = copy.deepcopy(model)
         undo(model)
     start = time.perf_counter()
     ep = export_model(model, example_inputs)
     traced = time.perf_counter()
-    tracer = Tracer(model)
+    tracer = Tracer(model, exact)
     tracer.run(ep, handle)
     roots = tracer.finish()
     state = dict(model.state_dict(keep_vars=True))
@@ -82,7 +102,15 @@ def trace_groups(model: nn.Module, example_inputs) -> DependencyGraph:
     for index, root in enumerate(roots):
         space = tracer.spaces[root]
         group = DependencyGroup(
-            index, space.kind, space.size, space.members, space.consumers, list(space.reasons), space.attention
+            index,
+            space.kind,
+            space.size,
+            space.members,
+            space.consumers,
+            list(space.reasons),
+            space.attention,
+            list(space.changes),
+            list(dict.fromkeys(space.rms_norms)),
         )
         if not group.producers and group.kind == "channel":
             group.reasons.append("no producing layer")
@@ -90,4 +118,4 @@ def trace_groups(model: nn.Module, example_inputs) -> DependencyGraph:
     for group in groups:
         _check_members(group, state, claimed)
     shapes = {name: tuple(t.shape) for name, t in state.items()}
-    return DependencyGraph(groups, traced - start, time.perf_counter() - traced, tracer.messages, shapes)
+    return DependencyGraph(groups, traced - start, time.perf_counter() - traced, tracer.messages, shapes, exact)

@@ -87,6 +87,7 @@ class GroupPruner:
         exclude: module names or globs; groups produced by a matching module are left whole.
         compose: score the masked model as it is (default: its dense weights), and keep its masks.
         criterion_options: extra keyword arguments of the criterion.
+        exact: False also prunes groups whose removal changes the function (a LayerNorm'd hidden width).
     """
 
     def __init__(
@@ -102,6 +103,7 @@ class GroupPruner:
         exclude=(),
         compose=False,
         criterion_options=None,
+        exact=True,
     ):
         kind = _group_kind(pattern)
         check_choice("scope", scope, SCOPES)
@@ -122,7 +124,7 @@ class GroupPruner:
         (bake if compose else undo)(self.plain)
         self.plain.eval()
         self.inputs = as_inputs(example_inputs) if example_inputs is not None else default_inputs(model)
-        self.graph: DependencyGraph = trace_groups(self.plain, self.inputs)
+        self.graph: DependencyGraph = trace_groups(self.plain, self.inputs, exact)
         self.groups: list[DependencyGroup] = [
             g
             for g in self.graph.groups

@@ -76,6 +76,8 @@ class DependencyGroup:
     consumers: list[ConsumerPoint] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)  # why not prunable (empty: prunable)
     attention: str | None = None  # the attention module of a head group
+    changes: list[str] = field(default_factory=list)  # why removing units changes the function (traced not exact)
+    rms_norms: list[str] = field(default_factory=list)  # RMSNorm modules a shrink rescales to stay exact
 
     @property
     def prunable(self) -> bool:
@@ -88,6 +90,8 @@ class DependencyGroup:
     def __str__(self) -> str:
         what = f"{self.kind} group {self.id}: {self.size} units" + (f" ({self.attention})" if self.attention else "")
         lines = [what + ("" if self.prunable else f" — NOT prunable: {'; '.join(self.reasons)}")]
+        if self.prunable and self.changes:
+            lines[0] += f" — NOT exact: {'; '.join(self.changes)}"
         for m in self.members:
             extra = f", block {m.block}" if m.block > 1 else ""
             extra += f", ×{m.outer}" if m.outer > 1 else ""
@@ -105,6 +109,7 @@ class DependencyGraph:
     group_seconds: float
     warnings: list[str] = field(default_factory=list)
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # state_dict name → shape
+    exact: bool = True  # False: groups whose removal changes the function are prunable too
 
     def mismatch(self, model: nn.Module) -> str | None:
         """Why the graph does not describe ``model`` (a plain model), or None when it does."""

@@ -27,6 +27,7 @@ from .tracer import Tracer, argument, op_name, tensor_value
 
 LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 LAYER_OPS = ("linear", "conv1d", "conv2d", "addmm")
+EMBEDDING_OPS = ("embedding",)
 
 
 def _operands(node) -> tuple:
@@ -63,6 +64,8 @@ def layer(tracer: Tracer, node) -> None:
             tracer.unsupported(node, in_sids)
         return
     out_dim = 1 - len(out.shape) if op.startswith("conv") else -1
+    if op == "linear" and wname in tracer.embeddings and in_space is not None:
+        return _tied_output(tracer, node, wname, in_space)
     if wname is None or not _is_layer(module, op) or _calls(w) != 1:
         why = (
             "uses a weight that is not a Linear/Conv module parameter"
@@ -144,3 +147,28 @@ def _projection(tracer, node, attention, part, wname, bname, module_name, rows):
     if bname:
         tracer.add_member(sid, bname, 0, "member", module_name, hd)
     tracer.ann[node] = (sid, -1, hd)
+
+
+def embedding(tracer: Tracer, node) -> None:
+    """An ``nn.Embedding`` lookup: its columns produce a new channel space (token and position embeddings)."""
+    weight = node.args[0]
+    wname = tracer.params.get(weight)
+    module_name = wname.rpartition(".")[0] if wname else None
+    if not isinstance(tracer.modules.get(module_name), nn.Embedding):
+        return
+    sid = tracer.new_space("channel", tensor_value(weight).shape[1])
+    tracer.add_member(sid, wname, 1, "producer", module_name)
+    tracer.embeddings[wname] = sid
+    tracer.ann[node] = (sid, -1, 1)
+
+
+def _tied_output(tracer: Tracer, node, wname, in_space) -> None:
+    """A Linear whose weight is an embedding's (GPT-2's tied ``lm_head``): it reads the embedding columns."""
+    sid, dim, inner = in_space
+    caller = tracer.stack_modules(node)[-1]
+    if dim != -1 or inner != 1 or tracer.space(sid).size != tensor_value(node.args[1]).shape[1]:
+        return tracer.unsupported(node, [sid], f"reads the channels of tied embedding {wname!r} laid out differently")
+    tracer.add_consumer(sid, caller, wname, dim, inner, 1)
+    out = tracer.new_space("channel", tensor_value(node.args[1]).shape[0])
+    tracer.add_member(out, wname, 0, "producer", caller)
+    tracer.ann[node] = (out, -1, 1)

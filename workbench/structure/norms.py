@@ -44,7 +44,11 @@ def batch_norm(tracer: Tracer, node) -> None:
 
 
 def layer_norm(tracer: Tracer, node) -> None:
-    """LayerNorm/RMSNorm over the channels: its weight and bias are sliced, but the space is blocked."""
+    """LayerNorm/RMSNorm over the channels: its weight and bias are sliced with them.
+
+    Removing channels changes a LayerNorm's mean and variance, so its channels change the function
+    (kept whole when exact). An RMSNorm with a weight stays exact: see ``rms_norm_module``.
+    """
     x = node.args[0]
     sid, dim, inner = tracer.ann[x]
     shape = list(node.args[1])
@@ -53,12 +57,38 @@ def layer_norm(tracer: Tracer, node) -> None:
             if isinstance(arg, torch.fx.Node) and arg in tracer.params:
                 pname = tracer.params[arg]
                 tracer.add_member(sid, pname, len(shape) + dim, "member", pname.rpartition(".")[0], inner)
-        tracer.block(
-            sid,
-            f"normalized by {op_name(node.target)} at node {node.name!r}{tracer.where(node)}: "
-            "removing channels would change its mean and variance",
-        )
+        weight = argument(node, 2, "weight")
+        if op_name(node.target) == "rms_norm" and weight in tracer.params:
+            tracer.space(sid).rms_norms.append(tracer.params[weight].rpartition(".")[0])
+        else:
+            tracer.changes_function(
+                sid,
+                f"normalized by {op_name(node.target)} at node {node.name!r}{tracer.where(node)}: "
+                "removing channels would change its mean and variance",
+            )
     tracer.ann[node] = (sid, dim, inner)
+
+
+EPS_ATTRIBUTES = ("variance_epsilon", "eps")  # where RMSNorm modules keep their epsilon
+
+
+def rms_norm_module(tracer: Tracer, node) -> str | None:
+    """The module of a hand-written RMSNorm whose mean of squares is ``node``, or None.
+
+    ``x * rsqrt(mean(x²) + eps) * weight`` over D channels equals, over the D' kept ones when the
+    removed channels are zero, the same with ``weight · sqrt(D/D')`` and ``eps · D/D'``, so the group
+    can shrink exactly: ``shrink`` rescales the module's weight and epsilon.
+    """
+    squares = node.args[0]
+    if op_name(squares.target) != "pow" or squares.args[1] != 2 or op_name(node.target) != "mean":
+        return None
+    stack = tracer.stack_modules(node)
+    module = tracer.modules.get(stack[-1]) if stack else None
+    weight = getattr(module, "weight", None)
+    has_eps = any(isinstance(getattr(module, attr, None), float) for attr in EPS_ATTRIBUTES)
+    if not isinstance(weight, torch.nn.Parameter) or weight.dim() != 1 or not has_eps:
+        return None
+    return stack[-1]
 
 
 def group_norm(tracer: Tracer, node) -> None:

@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 import torch
 
-from .layers import LAYER_OPS, layer
-from .norms import batch_norm, group_norm, layer_norm
+from .layers import EMBEDDING_OPS, LAYER_OPS, embedding, layer
+from .norms import batch_norm, group_norm, layer_norm, rms_norm_module
 from .tracer import Tracer, argument, holds_tensors, op_name, tensor_value
 
 Handler = Callable[[Tracer, torch.fx.Node], None]
@@ -235,7 +235,8 @@ def pool(tracer: Tracer, node) -> None:
 def reduction(tracer: Tracer, node) -> None:
     """A reduction over other dims keeps the channels (at a new position unless ``keepdim``).
 
-    One over the channels (RMSNorm's mean of squares) reads them all: like a LayerNorm, it keeps them whole.
+    One over the channels reads them all: like a LayerNorm's statistics, removing channels changes it
+    (kept whole when exact), unless it is an RMSNorm's mean of squares, which a shrink rescales exactly.
     """
     x = node.args[0]
     sid, dim, inner = tracer.ann[x]
@@ -247,10 +248,13 @@ def reduction(tracer: Tracer, node) -> None:
     dims = [d % rank for d in (dims if isinstance(dims, (list, tuple)) else [dims])]
     pos = dim % rank
     if pos in dims:
-        return tracer.block(
+        rms_norm = rms_norm_module(tracer, node)
+        if rms_norm is not None:
+            return tracer.space(sid).rms_norms.append(rms_norm)
+        return tracer.changes_function(
             sid,
-            f"reduced by {op_name(node.target)} over the channels at node {node.name!r}{tracer.where(node)} "
-            "(an RMSNorm's mean of squares): removing channels would change it",
+            f"reduced by {op_name(node.target)} over the channels at node {node.name!r}{tracer.where(node)}: "
+            "removing channels would change it",
         )
     new_pos = pos if keepdim else pos - sum(d < pos for d in dims)
     new_rank = rank if keepdim else rank - len(dims)
@@ -324,6 +328,7 @@ def index_like(tracer: Tracer, node) -> None:
 # ---- the table -------------------------------------------------------------------------------------
 OPS: dict[str, Handler] = {
     **dict.fromkeys(LAYER_OPS, layer),  # every call: a layer makes a new space even from the model input
+    **dict.fromkeys(EMBEDDING_OPS, embedding),  # from token indices: no traced input needed
     "getitem": getitem,
     "cat": reads_channels(cat),
     **dict.fromkeys(SPLITS, reads_channels(split)),

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..layer_kinds import is_transposed_linear, set_features, weight_dims
+from .norms import EPS_ATTRIBUTES
 
 
 def describe(module: nn.Module) -> str | None:
@@ -85,6 +86,51 @@ def resize(model: nn.Module, module_name: str, tensors: dict[str, torch.Tensor])
             module._buffers[leaf] = value
     if transposed:
         set_features(module)
+    weight = module._parameters.get("weight")
+    if isinstance(module, nn.Embedding):
+        module.embedding_dim = weight.shape[1]
+    elif weight is not None and isinstance(getattr(module, "normalized_shape", None), (tuple, list)):
+        module.normalized_shape = tuple(weight.shape)  # a LayerNorm/RMSNorm of the model's own class
+
+
+def tied_parameters(model: nn.Module) -> list[list[str]]:
+    """Names that share one parameter (an ``lm_head`` tied to the token embedding), when any."""
+    names: dict[int, list[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(param), []).append(name)
+    return [group for group in names.values() if len(group) > 1]
+
+
+def retie(model: nn.Module, tied: list[list[str]], sliced) -> None:
+    """Make every name of each ``tied`` group share the parameter again, the sliced one where one was."""
+    for names in tied:
+        source = next((name for name in names if name in sliced), None)
+        if source is None:
+            continue
+        module_name, _, leaf = source.rpartition(".")
+        param = model.get_submodule(module_name)._parameters[leaf]
+        for name in names:
+            module_name, _, leaf = name.rpartition(".")
+            module = model.get_submodule(module_name)
+            module._parameters[leaf] = param
+            if isinstance(module, nn.Linear) and leaf == "weight":
+                module.out_features, module.in_features = param.shape
+
+
+def rescale_rms_norms(model: nn.Module, widths: dict[str, int]) -> None:
+    """Keep RMSNorms over fewer channels exact: weight × sqrt(D/D'), epsilon × D/D' (``widths``: name → D).
+
+    The removed channels were zero, so the mean of squares over D' channels is D/D' times the one over D."""
+    for name, width in widths.items():
+        module = model.get_submodule(name)
+        ratio = width / module.weight.numel()
+        if ratio == 1:
+            continue
+        with torch.no_grad():
+            module.weight.mul_(ratio**0.5)
+        for attr in EPS_ATTRIBUTES:
+            if isinstance(getattr(module, attr, None), float):
+                setattr(module, attr, getattr(module, attr) * ratio)
 
 
 def set_head_count(module: nn.Module, layout, count: int) -> None:

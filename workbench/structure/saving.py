@@ -32,7 +32,9 @@ from torch import nn
 from ..attention import attention_layouts
 from ..masks import qualified
 from ..models import MODELS, build_model, config_to_dict
-from .rebuild import resize, set_head_count
+from .configs import update_config
+from .norms import EPS_ATTRIBUTES
+from .rebuild import resize, retie, set_head_count, tied_parameters
 
 CHECKSUM = "weights_sha256"  # the .json key of the weights' checksum
 
@@ -76,6 +78,7 @@ def save_shrunk(model: nn.Module, path, extra: dict | None = None) -> None:
         "model": name,
         "config": config_to_dict(config) if name else None,
         "heads": {name: layout.num_heads for name, layout in attention_layouts(model).items()},
+        "epsilons": epsilons(model),
         "parameters": sum(p.numel() for p in model.parameters()),
         **(extra or {}),
         CHECKSUM: checksum(state),
@@ -122,11 +125,37 @@ def load_shrunk(path, template: nn.Module | None = None) -> nn.Module:
     else:
         model = copy.deepcopy(template)
         what = f"the template {type(template).__name__}"
+    before = copy.deepcopy(model)
+    tied = tied_parameters(model)
     resize_to_state(model, state, meta.get("heads", {}), path, what)
+    retie(model, tied, state)
+    set_epsilons(model, meta.get("epsilons", {}), path, what)
     if why := misfit(model, state):
         raise ValueError(f"{path} does not fit {what}: {why}")
     model.load_state_dict(state)
+    update_config(model, before)
     return model.eval()
+
+
+def epsilons(model: nn.Module) -> dict[str, dict[str, float]]:
+    """The normalizations' epsilons by module (a shrink rescales an RMSNorm's; the state_dict lacks them)."""
+    return {
+        name: {attr: value for attr in EPS_ATTRIBUTES if isinstance(value := getattr(module, attr, None), float)}
+        for name, module in model.named_modules()
+        if any(isinstance(getattr(module, attr, None), float) for attr in EPS_ATTRIBUTES)
+    }
+
+
+def set_epsilons(model: nn.Module, saved: dict, path: Path, what: str) -> None:
+    for name, values in saved.items():
+        try:
+            module = model.get_submodule(name)
+        except AttributeError:
+            raise ValueError(f"{path} has an epsilon for {name!r}, which is no module of {what}") from None
+        for attr, value in values.items():
+            if attr not in EPS_ATTRIBUTES or not isinstance(value, (int, float)):
+                raise ValueError(f"{path} has a bad epsilon {attr}={value!r} for {name!r}")
+            setattr(module, attr, float(value))
 
 
 def checksum(state: dict[str, torch.Tensor]) -> str:

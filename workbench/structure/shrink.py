@@ -29,9 +29,10 @@ from ..attention import attention_layouts
 from ..inputs import as_inputs
 from ..masks import get_masks, undo
 from ..models import input_shape
+from .configs import update_config
 from .graph import DependencyGraph, DependencyGroup, trace_groups
 from .groups import group_label
-from .rebuild import apply_slices, describe, describe_heads, set_head_count
+from .rebuild import apply_slices, describe, describe_heads, rescale_rms_norms, retie, set_head_count, tied_parameters
 
 TOLERANCE = 1e-6  # relative spread under which a removed unit's input counts as constant
 CHECK = 1e-4  # relative error above which the shrunk model is rejected (its outputs must equal the masked model's)
@@ -46,6 +47,7 @@ class ShrinkReport:
     params_before: int = 0
     params_after: int = 0
     removed: dict[int, list[int]] = field(default_factory=dict)  # group id → removed units
+    changed: dict[int, list[str]] = field(default_factory=dict)  # group id → why its removal changed the function
     graph: DependencyGraph | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -55,6 +57,8 @@ class ShrinkReport:
     def __str__(self) -> str:
         ratio = self.params_after / self.params_before if self.params_before else 1.0
         out = [*self.lines(), f"parameters: {self.params_before:,} → {self.params_after:,} ({ratio:.1%})"]
+        if self.changed:
+            out.append(f"NOT exact: groups {sorted(self.changed)} changed the function; fine-tune to recover")
         return "\n".join(out + [f"note: {n}" for n in self.notes])
 
 
@@ -83,15 +87,18 @@ def _depthwise(module: nn.Module) -> bool:
 
 
 def _candidates(model, group: DependencyGroup) -> torch.Tensor:
-    """Units the masks made removable: dead producers (all rows zero), zero depthwise filters, or unread units."""
+    """Units the masks made removable: dead producers (all rows zero), zero depthwise filters, or unread units.
+
+    Behind an RMSNorm only dead units count: a live unit would change its mean of squares."""
     producers = [m for m in group.producers if m.param.endswith("weight")]
     consumers = [m for m in group.members if m.role == "consumer"]
     dead = _zero_units(model, group, producers) if producers else torch.zeros(group.size, dtype=torch.bool)
     for m in group.members:
         if m.role == "member" and m.param.endswith("weight") and _depthwise(model.get_submodule(m.module)):
             dead |= _zero_units(model, group, [m])
-    unread = _zero_units(model, group, consumers) if consumers else torch.zeros(group.size, dtype=torch.bool)
-    return dead | unread
+    if group.rms_norms or not consumers:
+        return dead
+    return dead | _zero_units(model, group, consumers)
 
 
 def _inputs_by_column(x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -198,6 +205,7 @@ def shrink_masked(
     keep=None,
     keep_multiple: int = 1,
     graph: DependencyGraph | None = None,
+    exact: bool = True,
 ):
     """A smaller plain copy of ``model`` without the units its structured masks removed, and a report.
 
@@ -209,9 +217,11 @@ def shrink_masked(
         keep: ``{group id: LongTensor of kept units}`` for groups of ``trace_groups``; other groups follow the masks.
         keep_multiple: round each group's kept units up to a multiple of this (hardware-friendly widths).
         graph: the ``trace_groups`` result of a model with this architecture, to skip tracing again.
+        exact: False also shrinks groups whose removal changes the function (a LayerNorm'd hidden width);
+            ``report.changed`` names them. Ignored when ``graph`` is given (its own ``exact`` holds).
 
-    The original model is never modified. Outputs of the shrunk model equal the masked model's (eval mode);
-    a shrunk model that would not compute them is never returned.
+    The original model is never modified. Outputs of the shrunk model equal the masked model's (eval mode)
+    unless ``report.changed`` names groups; a shrunk model that would not compute them is never returned.
     """
     if keep_multiple < 1:
         raise ValueError(f"keep_multiple must be >= 1, got {keep_multiple}")
@@ -243,7 +253,7 @@ def shrink_masked(
     report = ShrinkReport()
     report.params_before = sum(p.numel() for p in base.parameters())
     if graph is None:
-        graph = trace_groups(base, inputs)
+        graph = trace_groups(base, inputs, exact)
         report.seconds["trace"] = graph.trace_seconds
         report.seconds["group"] = graph.group_seconds
     report.graph = graph
@@ -261,7 +271,7 @@ def shrink_masked(
     captured, reference = _capture(base, graph, inputs)
     plan = _plan(base, graph, keep, keep_multiple, captured, set(mask_dict), report.notes)
     small = _build(base, graph, plan, report)
-    why = _differs(small, inputs, reference) if not plan["changes_outputs"] else None
+    why = _differs(small, inputs, reference, values=not plan["changes_outputs"])
     heads = [gid for gid in plan["removed"] if graph.groups[gid].attention]
     if why and heads:  # a forward that hard-codes its head count: keep the heads, shrink the rest
         names = ", ".join(graph.groups[gid].attention for gid in heads)
@@ -269,13 +279,15 @@ def shrink_masked(
         plan = _plan(base, graph, keep, keep_multiple, captured, set(mask_dict), [], skip=set(heads))
         report.layers = []
         small = _build(base, graph, plan, report)
-        why = _differs(small, inputs, reference)
+        why = _differs(small, inputs, reference, values=not plan["changes_outputs"])
     if why:
         raise ValueError(
             f"shrinking {type(model).__name__} would change its outputs (the shrunk model {why}); "
             "please report this model, the masked model is unchanged"
         )
+    report.notes += update_config(small, base)
     report.removed = {gid: units.nonzero().flatten().tolist() for gid, units in plan["removed"].items()}
+    report.changed = {gid: graph.groups[gid].changes for gid in report.removed if graph.groups[gid].changes}
     report.params_after = sum(p.numel() for p in small.parameters())
     small.train(training)
     report.seconds["shrink"] = time.perf_counter() - t0
@@ -324,12 +336,19 @@ def _plan(base, graph, keep, keep_multiple, captured, masked_params, notes, skip
             removed = _candidates(base, group)
         if not removed.any():
             continue
-        removed, changes_outputs = _check_constant(base, group, removed, captured, notes, explicit)
-        plan["changes_outputs"] |= changes_outputs
+        if group.changes:  # not exact by choice: the removed units go whatever they carried
+            notes.append(
+                f"group {group.id} ({group_label(group)}): removing units changes the function "
+                f"({group.changes[0]}); fine-tune to recover"
+            )
+            plan["changes_outputs"] = True
+        else:
+            removed, changes_outputs = _check_constant(base, group, removed, captured, notes, explicit)
+            plan["changes_outputs"] |= changes_outputs
         removed = _round_keep(removed, keep_multiple, group, notes) if not explicit or not (~removed).any() else removed
         if not removed.any():
             continue
-        deltas = _bias_deltas(base, group, removed, captured)
+        deltas = {} if group.changes else _bias_deltas(base, group, removed, captured)  # not exact: sliced only
         plan["removed"][group.id] = removed
         for name, delta in deltas.items():
             plan["deltas"][name] = plan["deltas"].get(name, 0) + delta
@@ -358,7 +377,12 @@ def _build(base, graph, plan, report) -> nn.Module:
     layouts = attention_layouts(small)
     before = {name: describe(mod) for name, mod in small.named_modules() if describe(mod)}
     old_shapes = {name: tuple(_param(small, name).shape) for name in slices}
+    tied = tied_parameters(small)
+    rms_norms = {name for gid in plan["removed"] for name in graph.groups[gid].rms_norms}
+    widths = {name: small.get_submodule(name).weight.numel() for name in rms_norms}
     apply_slices(small, slices, plan["deltas"])
+    retie(small, tied, slices)
+    rescale_rms_norms(small, widths)
     for name, units in plan["heads"].items():
         set_head_count(small.get_submodule(name), layouts[name], units * layouts[name].group_size)
     for name, mod in small.named_modules():
@@ -385,8 +409,9 @@ def _tensors(value) -> list[torch.Tensor]:
     return []
 
 
-def _differs(small: nn.Module, inputs, reference) -> str | None:
-    """Why ``small`` does not compute ``reference`` on ``inputs`` (None when it does)."""
+def _differs(small: nn.Module, inputs, reference, values: bool = True) -> str | None:
+    """Why ``small`` does not compute ``reference`` on ``inputs`` (None when it does); with ``values=False``
+    only whether it runs and returns outputs of the same shapes."""
     try:
         with torch.no_grad():
             got = small(*inputs)
@@ -395,7 +420,7 @@ def _differs(small: nn.Module, inputs, reference) -> str | None:
     expected, got = _tensors(reference), _tensors(got)
     if len(expected) != len(got) or any(a.shape != b.shape for a, b in zip(expected, got)):
         return "returns outputs of other shapes"
-    for a, b in zip(expected, got):
+    for a, b in zip(expected, got) if values else []:
         scale = a.abs().max().clamp_min(1e-12) if a.numel() else 1
         if a.is_floating_point() and a.numel() and ((a - b).abs().max() / scale) > CHECK:
             return f"computes other outputs (relative error {((a - b).abs().max() / scale).item():.1e})"

@@ -75,15 +75,31 @@ class Space:
         self.members: list[Member] = []
         self.consumers: list[ConsumerPoint] = []
         self.reasons: list[str] = []
+        self.changes: list[str] = []  # why removing units changes the function (allowed when not exact)
+        self.rms_norms: list[str] = []  # RMSNorm modules over these channels: rescaled to stay exact
         self.parts: list[tuple[int, int, int]] | None = None  # concatenation: (space, channel offset, inner)
         self.units_per_group = 1  # GroupNorm: units that must go together
+
+
+def _canonical_names(model: nn.Module) -> dict[str, str]:
+    """Every name of a tensor → its first name (a tied ``lm_head.weight`` → ``transformer.wte.weight``)."""
+    first: dict[int, str] = {}
+    out = {}
+    tensors = [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
+    for name, tensor in tensors:
+        out[name] = first.setdefault(id(tensor), name)
+    return out
+
+
+def _holds_anything(space: Space) -> bool:
+    return bool(space.members or space.consumers or space.reasons or space.changes or space.rms_norms)
 
 
 class Tracer:
     """The channel spaces of one model's exported graph; the state every op handler reads and updates."""
 
-    def __init__(self, model: nn.Module):
-        self.model = model
+    def __init__(self, model: nn.Module, exact: bool = True):
+        self.model, self.exact = model, exact
         self.modules = dict(model.named_modules())
         self.attentions = attention_layouts(model)
         self.projections = {  # q/k/v Linear module name → (attention module name, "q"|"k"|"v"|"qkv")
@@ -99,6 +115,7 @@ class Tracer:
         self.attention_rank: dict[str, int] = {}
         self.params: dict[torch.fx.Node, str] = {}
         self.head_spaces: dict[str, int] = {}
+        self.embeddings: dict[str, int] = {}  # embedding weight name → the space its columns produce
         self.messages: list[str] = []
 
     # ---- spaces (union-find) ---------------------------------------------------------------------
@@ -136,6 +153,8 @@ class Tracer:
         sa.members += sb.members
         sa.consumers += sb.consumers
         sa.reasons += sb.reasons
+        sa.changes += [c for c in sb.changes if c not in sa.changes]
+        sa.rms_norms += [r for r in sb.rms_norms if r not in sa.rms_norms]
         sa.units_per_group = math.lcm(sa.units_per_group, sb.units_per_group)
         return a
 
@@ -143,6 +162,14 @@ class Tracer:
         space = self.space(sid)
         if reason not in space.reasons:
             space.reasons.append(reason)
+
+    def changes_function(self, sid, reason):
+        """Removing units of ``sid`` changes the function for ``reason``: unprunable when exact, else noted."""
+        if self.exact:
+            return self.block(sid, reason)
+        space = self.space(sid)
+        if reason not in space.changes:
+            space.changes.append(reason)
 
     def unsupported(self, node, sids, why="is not supported by structured shrinking"):
         message = (
@@ -190,10 +217,11 @@ class Tracer:
         """Walk the exported program ``ep``, giving every call node to ``handle(self, node)``."""
         sig = ep.graph_signature
         names = {**sig.inputs_to_parameters, **sig.inputs_to_buffers}
+        canonical = _canonical_names(self.model)
         for node in ep.graph.nodes:
             if node.op == "placeholder":
                 if node.name in names:
-                    self.params[node] = names[node.name]
+                    self.params[node] = canonical.get(names[node.name], names[node.name])
             elif node.op == "call_function":
                 handle(self, node)
             elif node.op == "output":
@@ -235,7 +263,9 @@ class Tracer:
     def distribute(self, composite):
         """Move a concatenation's members, consumers and reasons to its parts, at their offsets."""
         members, consumers, reasons = composite.members, composite.consumers, composite.reasons
+        changes, rms_norms = composite.changes, composite.rms_norms
         composite.members, composite.consumers, composite.reasons = [], [], []
+        composite.changes, composite.rms_norms = [], []
         for part, offset, inner in composite.parts:
             for m in members:
                 if m.outer != 1:
@@ -248,14 +278,15 @@ class Tracer:
                 self.space(part).consumers.append(point)
             for reason in reasons:
                 self.block(part, reason)
+            for reason in changes:
+                self.changes_function(part, reason)
+            self.space(part).rms_norms += rms_norms
 
     def finish(self):
         """Hand the members of concatenated tensors to their parts, then make GroupNorm groups the units."""
         composites = sorted((s for s in self.spaces if self.spaces[s].parts is not None), reverse=True)
         for _ in range(len(composites) + 1):  # a part may itself be (merged into) a concatenation
-            pending = [
-                s for s in composites if self.spaces[s].members or self.spaces[s].consumers or self.spaces[s].reasons
-            ]
+            pending = [s for s in composites if _holds_anything(self.spaces[s])]
             for sid in pending:
                 self.distribute(self.spaces[sid])
         roots = sorted({self.find(s) for s in self.spaces} - set(composites))

@@ -1,0 +1,177 @@
+"""The hidden (residual) width: exact behind RMSNorms, an explicit ``exact=False`` choice behind LayerNorms.
+
+Hugging Face models are built from small configs (no download); ``transformers`` is a test-only dependency.
+"""
+
+import copy
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import workbench as wb
+from workbench.masks import apply_masks
+from workbench.structure.graph import trace_groups
+from workbench.structure.group_prune import GroupPruner
+from workbench.structure.shrink import shrink_masked
+from workbench.train import evaluate, fine_tune
+
+transformers = pytest.importorskip("transformers")
+
+# Torch-Pruning 1.6 (L1, classifier kept) on the same configs at 50 %: benchmarks/user_models.py
+TORCH_PRUNING_REMOVES = {"ViT": 0.70, "BERT": 0.66, "ConvNeXt": 0.69, "GPT-2": 0.0}
+
+
+def _logits(model, inputs):
+    with torch.no_grad():
+        out = model(*inputs)
+    return out.logits if hasattr(out, "logits") else out
+
+
+class PostNorm(nn.Module):
+    """A Linear into a LayerNorm'd width, then a Linear out: the smallest hidden width."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.norm, self.fc2 = nn.Linear(8, 6), nn.LayerNorm(6), nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc2(self.norm(self.fc1(x)))
+
+
+def test_a_layer_normed_width_is_whole_when_exact_and_sliced_everywhere_when_not():
+    torch.manual_seed(0)
+    model, x = PostNorm().eval(), torch.randn(5, 8)
+    exact = trace_groups(model, x).groups[0]
+    assert not exact.prunable and "layer_norm" in exact.reasons[0]
+    group = trace_groups(model, x, exact=False).groups[0]
+    assert group.prunable and group.changes and "mean and variance" in group.changes[0]
+    kept = torch.tensor([0, 2, 5])
+    small, report = shrink_masked(model, example_inputs=x, keep={group.id: kept}, exact=False)
+    reference = PostNorm().eval()  # the same model written by hand at width 3
+    reference.fc1, reference.norm, reference.fc2 = nn.Linear(8, 3), nn.LayerNorm(3), nn.Linear(3, 3)
+    with torch.no_grad():
+        reference.fc1.weight.copy_(model.fc1.weight[kept]), reference.fc1.bias.copy_(model.fc1.bias[kept])
+        reference.norm.weight.copy_(model.norm.weight[kept]), reference.norm.bias.copy_(model.norm.bias[kept])
+        reference.fc2.weight.copy_(model.fc2.weight[:, kept]), reference.fc2.bias.copy_(model.fc2.bias)
+        assert torch.allclose(small(x), reference(x), atol=1e-6)
+    assert report.changed == {group.id: group.changes}
+    assert "NOT exact" in str(report)
+
+
+def _vit():
+    config = transformers.ViTConfig(
+        image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=128, num_labels=10,
+    )  # fmt: skip
+    return transformers.ViTForImageClassification(config).eval(), torch.randn(4, 3, 32, 32)
+
+
+def _bert():
+    config = transformers.BertConfig(
+        vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+        max_position_embeddings=32, num_labels=3,
+    )  # fmt: skip
+    return transformers.BertForSequenceClassification(config).eval(), torch.randint(0, 100, (4, 16))
+
+
+def _convnext():
+    config = transformers.ConvNextConfig(
+        image_size=32, hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 2, 1], num_labels=10
+    )
+    return transformers.ConvNextForImageClassification(config).eval(), torch.randn(4, 3, 32, 32)
+
+
+def _gpt2():
+    config = transformers.GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=100, n_positions=32)
+    return transformers.GPT2LMHeadModel(config).eval(), torch.randint(0, 100, (4, 16))
+
+
+@pytest.mark.parametrize("name, build", [("ViT", _vit), ("BERT", _bert), ("ConvNeXt", _convnext), ("GPT-2", _gpt2)])
+def test_layer_normed_models_shrink_as_far_as_torch_pruning_when_not_exact(name, build):
+    torch.manual_seed(0)
+    model, x = build()
+    inputs = (x,)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every op of these models is understood
+        graph = trace_groups(model, inputs, exact=False)
+        small, report = wb.shrink_with_report(model, inputs, sparsity=0.5, exact=False)
+    removed = 1 - report.params_after / report.params_before
+    assert removed >= max(TORCH_PRUNING_REMOVES[name], 0.4)
+    not_exact = {g.id for g in graph.groups if g.changes}
+    assert not_exact and set(report.changed) == not_exact  # every LayerNorm'd group, and only those
+    assert _logits(small, inputs).shape == _logits(model, inputs).shape
+    exact_small, exact_report = wb.shrink_with_report(model, inputs, sparsity=0.5)
+    assert not exact_report.changed and exact_report.params_after > report.params_after
+    masked = copy.deepcopy(model)
+    apply_masks(masked, GroupPruner(model, "l1", inputs).masks(0.5))
+    expected, got = _logits(masked, inputs), _logits(exact_small, inputs)
+    assert ((got - expected).abs().max() / expected.abs().max()).item() < 1e-5  # the exact groups stay exact
+
+
+def test_a_tied_lm_head_stays_tied_to_the_shrunk_embedding_and_generates(tmp_path):
+    torch.manual_seed(0)
+    model, x = _gpt2()
+    small = wb.shrink(model, (x,), sparsity=0.5, exact=False)
+    assert small.lm_head.weight is small.transformer.wte.weight
+    assert small.transformer.wte.weight.shape == (100, 32) and small.transformer.wte.embedding_dim == 32
+    assert (small.config.n_embd, small.config.n_head) == (32, 2)  # head width 32 / 2 = 16, as before
+    prompt = torch.randint(1, 100, (1, 5))
+    with torch.no_grad():
+        out = small.generate(prompt, max_new_tokens=6, do_sample=False, pad_token_id=0, use_cache=True)
+    assert out.shape == (1, 11)
+    wb.save_shrunk(small, tmp_path / "gpt2.pt")
+    again = wb.load_shrunk(tmp_path / "gpt2.pt", template=model)
+    assert again.lm_head.weight is again.transformer.wte.weight
+    assert torch.equal(_logits(again, (x,)), _logits(small, (x,)))
+
+
+def _llama():
+    config = transformers.LlamaConfig(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        vocab_size=100, max_position_embeddings=32,
+    )  # fmt: skip
+    return transformers.LlamaForCausalLM(config).eval(), (torch.randint(0, 100, (2, 16)),)
+
+
+def test_a_shrunk_llama_keeps_its_config_and_reloads_exactly(tmp_path):
+    """With the cache on (the default): the config follows the shapes, ``generate`` matches the masked
+    model, and both ``save_pretrained`` → ``from_pretrained`` and ``save_shrunk`` → ``load_shrunk`` round-trip."""
+    torch.manual_seed(0)
+    model, inputs = _llama()
+    assert model.config.use_cache
+    small, report = wb.shrink_with_report(model, inputs, sparsity=0.5)
+    assert not report.changed and not report.notes
+    config = small.config
+    assert (config.hidden_size, config.intermediate_size) == (32, 64)
+    assert (config.num_attention_heads, config.num_key_value_heads) == (2, 1)
+    assert config.rms_norm_eps == pytest.approx(2 * model.config.rms_norm_eps)
+    assert model.config.hidden_size == 64  # the original is untouched
+    masked = copy.deepcopy(model)
+    apply_masks(masked, GroupPruner(model, "l1", inputs).masks(0.5))
+    prompt = torch.randint(1, 100, (1, 6))
+    settings = {"max_new_tokens": 8, "do_sample": False, "pad_token_id": 0, "use_cache": True}
+    with torch.no_grad():
+        assert torch.equal(small.generate(prompt, **settings), masked.generate(prompt, **settings))
+    small.save_pretrained(tmp_path / "hf")
+    again = transformers.LlamaForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    assert torch.equal(_logits(again, inputs), _logits(small, inputs))
+    wb.save_shrunk(small, tmp_path / "llama.pt")
+    back = wb.load_shrunk(tmp_path / "llama.pt", template=model)
+    assert torch.equal(_logits(back, inputs), _logits(small, inputs))
+    assert back.model.norm.variance_epsilon == small.model.norm.variance_epsilon
+    assert back.config.hidden_size == 32
+
+
+def test_fine_tuning_recovers_what_a_hidden_width_shrink_costs():
+    model = wb.pretrained("transformer")
+    data = wb.load_dataset("digits")
+    dense = evaluate(model, data.test)
+    small, report = wb.shrink_with_report(model, sparsity=0.25, exact=False)
+    assert report.changed
+    shrunk = evaluate(small, data.test)
+    fine_tune(small, data, epochs=3, seed=0, progress=False)
+    tuned = evaluate(small, data.test)
+    assert shrunk < dense - 0.2  # the LayerNorm statistics changed: accuracy falls
+    assert tuned > shrunk + 0.2  # and three epochs bring most of it back

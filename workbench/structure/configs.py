@@ -1,0 +1,98 @@
+"""Keep a shrunk model's ``config`` (Hugging Face style) in step with its new shapes.
+
+After a shrink the widths live in the layers; code that reads ``model.config`` (``generate``, caches,
+``save_pretrained`` → ``from_pretrained``) needs the config to say the same. Each attribute is set
+only when every layer it describes agrees (a uniform shrink); otherwise it is left and a note says why.
+
+Example:
+    >>> import torch, transformers, workbench as wb
+    >>> config = transformers.LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+    ...     num_attention_heads=4, num_key_value_heads=2, vocab_size=100)
+    >>> model = transformers.LlamaForCausalLM(config).eval()
+    >>> small = wb.shrink(model, (torch.randint(0, 100, (2, 8)),), sparsity=0.5)
+    >>> c = small.config
+    >>> c.hidden_size, c.intermediate_size, c.num_attention_heads, c.num_key_value_heads
+    (32, 64, 2, 1)
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..attention import attention_layouts
+from ..layer_kinds import weight_dims
+from ..layers import is_prunable_layer
+from .norms import EPS_ATTRIBUTES
+
+
+def _norms(model: nn.Module) -> dict[str, nn.Module]:
+    """LayerNorm/RMSNorm-like modules: a 1-d weight and an epsilon attribute."""
+    return {
+        name: module
+        for name, module in model.named_modules()
+        if getattr(module, "weight", None) is not None
+        and module.weight.dim() == 1
+        and any(isinstance(getattr(module, attr, None), float) for attr in EPS_ATTRIBUTES)
+    }
+
+
+def _outputs(model: nn.Module) -> dict[str, int]:
+    return {
+        name: module.weight.shape[weight_dims(module)[0]]
+        for name, module in model.named_modules()
+        if is_prunable_layer(module)
+    }
+
+
+def _agreed(values, attribute, notes) -> int | float | None:
+    values = set(values)
+    if len(values) > 1:
+        notes.append(f"config.{attribute} left as it was: the layers it describes now differ ({sorted(values)})")
+        return None
+    return values.pop() if values else None
+
+
+def update_config(small: nn.Module, before: nn.Module) -> list[str]:
+    """Set ``small.config``'s widths, head counts and RMSNorm epsilon from its layers; notes on what could not be."""
+    config = getattr(small, "config", None)
+    if config is None or not hasattr(config, "to_dict"):
+        return []
+    notes: list[str] = []
+    updates = {}
+    hidden = getattr(config, "hidden_size", None)
+    if isinstance(hidden, int):
+        old = _norms(before)
+        new = _norms(small)
+        widths = [
+            new[name].weight.numel() for name, norm in old.items() if norm.weight.numel() == hidden and name in new
+        ]
+        updates["hidden_size"] = _agreed(widths, "hidden_size", notes)
+        epsilons = [
+            new[name].variance_epsilon
+            for name in old
+            if isinstance(getattr(new.get(name), "variance_epsilon", None), float)
+        ]
+        if isinstance(getattr(config, "rms_norm_eps", None), float):
+            updates["rms_norm_eps"] = _agreed(epsilons, "rms_norm_eps", notes)
+    for attribute in ("intermediate_size", "n_inner"):
+        width = getattr(config, attribute, None)
+        if isinstance(width, int) and width != hidden:
+            old, new = _outputs(before), _outputs(small)
+            updates[attribute] = _agreed([new[n] for n, w in old.items() if w == width and n in new], attribute, notes)
+    layouts = attention_layouts(small).values()
+    if layouts and isinstance(getattr(config, "num_attention_heads", None), int):
+        updates["num_attention_heads"] = _agreed([layout.num_heads for layout in layouts], "num_attention_heads", notes)
+        if isinstance(getattr(config, "num_key_value_heads", None), int):
+            kv = [layout.units if layout.kv_heads else layout.num_heads for layout in layouts]
+            updates["num_key_value_heads"] = _agreed(kv, "num_key_value_heads", notes)
+    for attribute, value in updates.items():
+        if value is not None:
+            setattr(config, attribute, value)
+    heads, hidden = getattr(config, "num_attention_heads", None), getattr(config, "hidden_size", None)
+    head_dims = {layout.head_dim for layout in layouts}
+    if heads and hidden and not hasattr(config, "head_dim") and head_dims and head_dims != {hidden // heads}:
+        notes.append(
+            f"config cannot describe heads of width {sorted(head_dims)} in a {hidden}-wide stream with {heads} heads "
+            "(it derives the head width as hidden_size / num_attention_heads): save with wb.save_shrunk"
+        )
+    return notes
