@@ -30,11 +30,11 @@ from ..inputs import as_inputs
 from ..masks import get_masks, undo
 from ..models import input_shape
 from .configs import update_config
-from .graph import DependencyGraph, DependencyGroup, trace_groups
+from .graph import DependencyGraph, trace_groups
 from .groups import group_label
 from .rebuild import apply_slices, describe, describe_heads, rescale_rms_norms, retie, set_head_count, tied_parameters
+from .removal import bias_deltas, candidates, check_constant, parameter
 
-TOLERANCE = 1e-6  # relative spread under which a removed unit's input counts as constant
 CHECK = 1e-4  # relative error above which the shrunk model is rejected (its outputs must equal the masked model's)
 
 
@@ -68,116 +68,6 @@ def default_inputs(model: nn.Module, batch: int = 4) -> tuple:
     if shape is None:
         raise ValueError(f"shrink needs example_inputs to trace {type(model).__name__} (e.g. one batch of inputs)")
     return (torch.randn(batch, *shape),)
-
-
-def _param(model: nn.Module, name: str) -> torch.Tensor:
-    module_name, _, leaf = name.rpartition(".")
-    return getattr(model.get_submodule(module_name), leaf)
-
-
-def _zero_units(model, group: DependencyGroup, members) -> torch.Tensor:
-    dead = torch.ones(group.size, dtype=torch.bool)
-    for m in members:
-        dead &= m.unit_slices(_param(model, m.param), group.size).eq(0).all(dim=1).cpu()
-    return dead
-
-
-def _depthwise(module: nn.Module) -> bool:
-    return isinstance(module, (nn.Conv1d, nn.Conv2d)) and module.groups > 1
-
-
-def _candidates(model, group: DependencyGroup) -> torch.Tensor:
-    """Units the masks made removable: dead producers (all rows zero), zero depthwise filters, or unread units.
-
-    Behind an RMSNorm only dead units count: a live unit would change its mean of squares."""
-    producers = [m for m in group.producers if m.param.endswith("weight")]
-    consumers = [m for m in group.members if m.role == "consumer"]
-    dead = _zero_units(model, group, producers) if producers else torch.zeros(group.size, dtype=torch.bool)
-    for m in group.members:
-        if m.role == "member" and m.param.endswith("weight") and _depthwise(model.get_submodule(m.module)):
-            dead |= _zero_units(model, group, [m])
-    if group.rms_norms or not consumers:
-        return dead
-    return dead | _zero_units(model, group, consumers)
-
-
-def _inputs_by_column(x: torch.Tensor, dim: int) -> torch.Tensor:
-    return x.detach().movedim(dim, -1).reshape(-1, x.shape[dim])
-
-
-def _check_constant(model, group, removed, captured, notes, explicit):
-    """Keep the removed units whose input to some consumer is not a constant a bias can replace.
-
-    Returns (removed, changes_outputs): the second is True when an explicit ``keep`` removed units whose
-    input varies, so the shrunk model computes something else (as asked).
-    """
-    removed = removed.clone()
-    changes_outputs = False
-    padded_kept: dict[str, list[int]] = {}
-    for point in group.consumers:
-        module = model.get_submodule(point.module)
-        member = point.member(group)
-        inputs = captured.get(point.module)
-        if not inputs:
-            notes.append(f"{point.module} was never called on the example inputs; group {group.id} left whole")
-            return torch.zeros_like(removed), False
-        columns = torch.cat([_inputs_by_column(x, point.dim) for x in inputs])
-        weight = module.weight.detach()
-        padded = isinstance(module, (nn.Conv1d, nn.Conv2d)) and any(p != 0 for p in _padding(module))
-        for unit in removed.nonzero().flatten().tolist():
-            cols = member.indices(torch.tensor([unit]), group.size)
-            if weight.index_select(member.dim, cols).eq(0).all():
-                continue  # the consumer ignores this unit
-            values = columns[:, cols].double()
-            spread = (values.max(0).values - values.min(0).values).abs().max()
-            scale = values.abs().max().clamp_min(1.0)
-            if spread > TOLERANCE * scale:
-                if explicit:
-                    notes.append(
-                        f"group {group.id} unit {unit}: input of {point.module} is not constant; removed as asked "
-                        "(outputs change)"
-                    )
-                    changes_outputs = True
-                    continue
-                notes.append(
-                    f"group {group.id} unit {unit}: input of {point.module} varies although its producers are zero; "
-                    "kept"
-                )
-                removed[unit] = False
-            elif padded and values[0].abs().max() > 0:
-                padded_kept.setdefault(point.module, []).append(unit)
-                removed[unit] = False
-    for module_name, units in padded_kept.items():
-        notes.append(
-            f"group {group.id} ({group_label(group)}): kept {len(units)} pruned unit(s) {units} whose nonzero "
-            "constant output "
-            f"feeds zero-padded {module_name} (the border makes it position-dependent, no bias can replace it)"
-        )
-    return removed, changes_outputs
-
-
-def _bias_deltas(model, group, removed, captured) -> dict[str, torch.Tensor]:
-    """What each consumer's bias must add to stand in for the (constant) inputs of the removed units."""
-    deltas = {}
-    units = removed.nonzero().flatten()
-    for point in group.consumers:
-        module = model.get_submodule(point.module)
-        member = point.member(group)
-        cols = member.indices(units, group.size)
-        columns = torch.cat([_inputs_by_column(x, point.dim) for x in captured[point.module]])
-        const = columns[:, cols].double().mean(0)
-        w = module.weight.detach().double().index_select(member.dim, cols).movedim(member.dim, 1)  # (out, in, …)
-        delta = (w.flatten(2).sum(2) if w.dim() > 2 else w) @ const
-        if delta.any():  # no bias is added where the removed units contribute nothing
-            deltas[point.module] = deltas.get(point.module, 0) + delta
-    return deltas
-
-
-def _padding(module):
-    p = module.padding
-    if isinstance(p, str):
-        return (1,) if p == "same" else (0,)
-    return tuple(p)
 
 
 def _round_keep(removed: torch.Tensor, keep_multiple: int, group, notes) -> torch.Tensor:
@@ -242,7 +132,7 @@ def shrink_masked(
     with torch.no_grad():
         for name, mask in mask_dict.items():
             try:
-                param = _param(base, name)
+                param = parameter(base, name)
             except AttributeError:
                 raise ValueError(f"mask for {name!r} names no parameter of the model") from None
             if tuple(mask.shape) != tuple(param.shape):
@@ -320,7 +210,7 @@ def _plan(base, graph, keep, keep_multiple, captured, masked_params, notes, skip
     for group in graph.groups:
         if not group.prunable:
             touched = masked_params & {m.param for m in group.producers}
-            if touched and _candidates(base, group).any():
+            if touched and candidates(base, group).any():
                 notes.append(
                     f"group {group.id} ({group_label(group)}) has masked units but cannot shrink: "
                     f"{'; '.join(group.reasons)}"
@@ -333,7 +223,7 @@ def _plan(base, graph, keep, keep_multiple, captured, masked_params, notes, skip
             removed = torch.ones(group.size, dtype=torch.bool)
             removed[keep[group.id]] = False
         else:
-            removed = _candidates(base, group)
+            removed = candidates(base, group)
         if not removed.any():
             continue
         if group.changes:  # not exact by choice: the removed units go whatever they carried
@@ -343,12 +233,12 @@ def _plan(base, graph, keep, keep_multiple, captured, masked_params, notes, skip
             )
             plan["changes_outputs"] = True
         else:
-            removed, changes_outputs = _check_constant(base, group, removed, captured, notes, explicit)
+            removed, changes_outputs = check_constant(base, group, removed, captured, notes, explicit)
             plan["changes_outputs"] |= changes_outputs
         removed = _round_keep(removed, keep_multiple, group, notes) if not explicit or not (~removed).any() else removed
         if not removed.any():
             continue
-        deltas = {} if group.changes else _bias_deltas(base, group, removed, captured)  # not exact: sliced only
+        deltas = {} if group.changes else bias_deltas(base, group, removed, captured)  # not exact: sliced only
         plan["removed"][group.id] = removed
         for name, delta in deltas.items():
             plan["deltas"][name] = plan["deltas"].get(name, 0) + delta
@@ -368,7 +258,7 @@ def _build(base, graph, plan, report) -> nn.Module:
             removed_at.setdefault(m.param, {}).setdefault(m.dim, []).append(m.indices(units, group.size))
     slices = {}
     for name, dims in removed_at.items():
-        shape = _param(small, name).shape
+        shape = parameter(small, name).shape
         slices[name] = {}
         for dim, parts in dims.items():
             kept = torch.ones(shape[dim], dtype=torch.bool)
@@ -376,7 +266,7 @@ def _build(base, graph, plan, report) -> nn.Module:
             slices[name][dim] = kept.nonzero().flatten()
     layouts = attention_layouts(small)
     before = {name: describe(mod) for name, mod in small.named_modules() if describe(mod)}
-    old_shapes = {name: tuple(_param(small, name).shape) for name in slices}
+    old_shapes = {name: tuple(parameter(small, name).shape) for name in slices}
     tied = tied_parameters(small)
     rms_norms = {name for gid in plan["removed"] for name in graph.groups[gid].rms_norms}
     widths = {name: small.get_submodule(name).weight.numel() for name in rms_norms}
@@ -394,7 +284,7 @@ def _build(base, graph, plan, report) -> nn.Module:
         )
     for name in sorted(n for n in slices if n.rpartition(".")[0] not in before):  # e.g. pos_embed
         report.layers.append(
-            (name, "×".join(map(str, old_shapes[name])), "×".join(map(str, _param(small, name).shape)))
+            (name, "×".join(map(str, old_shapes[name])), "×".join(map(str, parameter(small, name).shape)))
         )
     return small
 
