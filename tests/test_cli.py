@@ -370,3 +370,20 @@ def test_prune_shrink_times_on_the_device_asked_for(capsys, monkeypatch, tmp_pat
     assert main(["prune", "mlp", "--pattern", "neuron", "--shrink", "--device", "tpu"]) == 2
     error = capsys.readouterr().err.strip()
     assert "unknown device 'tpu'" in error and "\n" not in error
+
+
+def test_prune_shrink_not_exact_removes_the_layer_normed_width_and_says_so(capsys):
+    exact = _shrink_json(capsys, "transformer", "--pattern", "neuron", "--sparsity", "0.5", "--batch", "3")
+    loose = _shrink_json(
+        capsys, "transformer", "--pattern", "neuron", "--sparsity", "0.5", "--batch", "3", "--not-exact"
+    )
+    assert exact["exact"] and exact["changed_groups"] == []
+    assert not loose["exact"] and len(loose["changed_groups"]) == 1
+    assert loose["shrunk"]["params"] < exact["shrunk"]["params"]
+    assert any("fine-tune to recover" in note for note in loose["notes"])
+    assert {"name": "norm", "before": "LN(64,)", "after": "LN(32,)"} in loose["layers"]
+
+
+def test_prune_not_exact_without_shrink_is_refused(capsys):
+    assert main(["prune", "mlp", "--not-exact"]) == 2
+    assert "--not-exact chooses what --shrink removes" in capsys.readouterr().err

@@ -175,3 +175,16 @@ def test_fine_tuning_recovers_what_a_hidden_width_shrink_costs():
     tuned = evaluate(small, data.test)
     assert shrunk < dense - 0.2  # the LayerNorm statistics changed: accuracy falls
     assert tuned > shrunk + 0.2  # and three epochs bring most of it back
+
+
+def test_coupled_prune_masks_the_hidden_width_only_when_not_exact():
+    model = wb.pretrained("transformer")
+    wb.prune(model, 0.5, "l1", pattern="neuron", coupled=True, exact=False)
+    assert int((model.norm.weight == 0).sum()) == 32  # the final LayerNorm lost half the hidden channels
+    kept, report = wb.shrink_with_report(model)  # exact: the hidden width stays, and the note says how to remove it
+    assert kept.norm.weight.shape == (64,) and not report.changed
+    assert any("exact=False removes them anyway" in note for note in report.notes)
+    small, report = wb.shrink_with_report(model, exact=False)
+    assert small.norm.weight.shape == (32,) and len(report.changed) == 1
+    with pytest.raises(ValueError, match="pass exact=False to remove its units anyway"):
+        shrink_masked(wb.pretrained("transformer"), keep={report.graph.groups[0].id: [0, 1]})

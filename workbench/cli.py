@@ -144,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"remove whole units ({', '.join(coupled_patterns())}) and report shapes, params, FLOPs and latency",
     )
     prune_parser.add_argument(
+        "--not-exact",
+        action="store_true",
+        help="with --shrink: also remove widths whose removal changes the function (a transformer's LayerNorm'd "
+        "hidden width); the report names them; fine-tune afterwards",
+    )
+    prune_parser.add_argument(
         "--batch",
         type=int,
         default=SHRINK_BATCH,
@@ -181,6 +187,8 @@ def site_command(args) -> Path:
 
 def prune_command(args):
     """Prune a shipped model as the arguments say; returns the PruneResult and a JSON-ready report."""
+    if args.not_exact:
+        raise ValueError("--not-exact chooses what --shrink removes: pass it with --shrink")
     for flag, path in (("--out", args.out), ("--save-sparse", args.save_sparse)):
         if path:
             check_out(path, twin=False, flag=flag)  # before the work, not after
@@ -265,6 +273,7 @@ def shrink_command(args) -> tuple[nn.Module, dict]:
         scope=args.scope,
         data=data,
         exclude=tuple(args.exclude),
+        exact=not args.not_exact,
     )
     inputs = default_inputs(dense, args.batch)
     timed = compare_latency({"dense": dense, "shrunk": small}, inputs, device=args.device)
@@ -283,6 +292,8 @@ def shrink_command(args) -> tuple[nn.Module, dict]:
         "device": timed["dense"].device,
         "layers": [{"name": name, "before": before, "after": after} for name, before, after in shrunk.layers],
         "notes": shrunk.notes,
+        "exact": not shrunk.changed,
+        "changed_groups": sorted(shrunk.changed),
         "shrink_seconds": shrunk.seconds,
         "accuracy_before": evaluate(dense, data.test),
         "accuracy_after": evaluate(small, data.test),

@@ -21,7 +21,7 @@ from .reports import PruneResult, check_sparsity
 from .structure.group_prune import GroupPruner
 
 PRUNER_OPTIONS = ("reduce", "normalize", "criterion_options")
-COUPLED_OPTIONS = ("criterion_options", "keep_multiple")
+COUPLED_OPTIONS = ("criterion_options", "keep_multiple", "exact")
 
 
 def prune(
@@ -54,7 +54,9 @@ def prune(
             removes them all. ``sparsity`` is then the fraction of each group's units.
         example_inputs: a batch to trace a user's model with when ``coupled`` (ours make their own).
         **options: ``reduce``, ``normalize`` and ``criterion_options`` of ``Pruner``
-            (``criterion_options`` and ``keep_multiple`` of ``GroupPruner`` when ``coupled``).
+            (``criterion_options``, ``keep_multiple`` and ``exact`` of ``GroupPruner`` when ``coupled``:
+            ``exact=False`` also masks a LayerNorm'd hidden width, which ``wb.shrink(model, exact=False)``
+            then removes).
 
     Example:
         >>> import workbench as wb

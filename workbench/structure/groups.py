@@ -76,7 +76,7 @@ class DependencyGroup:
     consumers: list[ConsumerPoint] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)  # why not prunable (empty: prunable)
     attention: str | None = None  # the attention module of a head group
-    changes: list[str] = field(default_factory=list)  # why removing units changes the function (traced not exact)
+    changes: list[str] = field(default_factory=list)  # why removing units changes the function (allowed if not exact)
     rms_norms: list[str] = field(default_factory=list)  # RMSNorm modules a shrink rescales to stay exact
 
     @property

@@ -30,7 +30,7 @@ from ..inputs import as_inputs
 from ..masks import get_masks, undo
 from ..models import input_shape
 from .configs import update_config
-from .graph import DependencyGraph, trace_groups
+from .graph import DependencyGraph, DependencyGroup, trace_groups
 from .groups import group_label
 from .rebuild import apply_slices, describe, describe_heads, rescale_rms_norms, retie, set_head_count, tied_parameters
 from .removal import bias_deltas, candidates, check_constant, parameter
@@ -154,7 +154,8 @@ def shrink_masked(
             raise ValueError(f"keep names group {gid}, but the model has groups 0..{len(graph.groups) - 1}")
         group = graph.groups[gid]
         if not group.prunable:
-            raise ValueError(f"group {gid} ({group_label(group)}) cannot be shrunk: {'; '.join(group.reasons)}")
+            hint = "; pass exact=False to remove its units anyway" if _only_changes(group) else ""
+            raise ValueError(f"group {gid} ({group_label(group)}) cannot be shrunk: {'; '.join(group.reasons)}{hint}")
         if kept_units.numel() and (kept_units.min() < 0 or kept_units.max() >= group.size):
             raise ValueError(f"keep[{gid}] has unit indices outside 0..{group.size - 1}")
     t0 = time.perf_counter()
@@ -211,9 +212,10 @@ def _plan(base, graph, keep, keep_multiple, captured, masked_params, notes, skip
         if not group.prunable:
             touched = masked_params & {m.param for m in group.producers}
             if touched and candidates(base, group).any():
+                hint = " (exact=False removes them anyway, changing the function)" if _only_changes(group) else ""
                 notes.append(
                     f"group {group.id} ({group_label(group)}) has masked units but cannot shrink: "
-                    f"{'; '.join(group.reasons)}"
+                    f"{'; '.join(group.reasons)}{hint}"
                 )
             continue
         if group.id in skip:
@@ -245,6 +247,11 @@ def _plan(base, graph, keep, keep_multiple, captured, masked_params, notes, skip
         if group.attention:
             plan["heads"][group.attention] = int((~removed).sum())
     return plan
+
+
+def _only_changes(group: DependencyGroup) -> bool:
+    """Whether a group is kept whole only because removing units would change the function."""
+    return bool(group.changes) and set(group.reasons) <= set(group.changes)
 
 
 def _build(base, graph, plan, report) -> nn.Module:

@@ -164,12 +164,12 @@ class Tracer:
             space.reasons.append(reason)
 
     def changes_function(self, sid, reason):
-        """Removing units of ``sid`` changes the function for ``reason``: unprunable when exact, else noted."""
-        if self.exact:
-            return self.block(sid, reason)
+        """Removing units of ``sid`` changes the function for ``reason``: noted, and unprunable when exact."""
         space = self.space(sid)
         if reason not in space.changes:
             space.changes.append(reason)
+        if self.exact:
+            self.block(sid, reason)
 
     def unsupported(self, node, sids, why="is not supported by structured shrinking"):
         message = (
