@@ -137,3 +137,17 @@ def test_save_to_a_folder_or_a_missing_folder_says_so(small, tmp_path):
     missing = tmp_path / "not here" / "small.pt"
     assert _error(wb.save_shrunk, small, missing).startswith(f"{missing.parent} does not exist")
     assert not (tmp_path / "not here").exists()
+
+
+@pytest.mark.parametrize(
+    "epsilons, why",
+    [
+        ({"fc9": {"eps": 1e-5}}, "it has an epsilon for 'fc9', no module there"),
+        ({"fc1": {"eps": "small"}}, "a bad epsilon eps='small' for 'fc1'"),
+        ({"fc1": {"momentum": 0.1}}, "a bad epsilon momentum=0.1 for 'fc1'"),
+    ],
+)
+def test_a_bad_epsilon_in_the_json_is_named(saved, epsilons, why):
+    meta_path = saved.with_suffix(".json")
+    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "epsilons": epsilons}))
+    assert why in _error(wb.load_shrunk, saved)

@@ -188,3 +188,39 @@ def test_coupled_prune_masks_the_hidden_width_only_when_not_exact():
     assert small.norm.weight.shape == (32,) and len(report.changed) == 1
     with pytest.raises(ValueError, match="pass exact=False to remove its units anyway"):
         shrink_masked(wb.pretrained("transformer"), keep={report.graph.groups[0].id: [0, 1]})
+
+
+def _mobilenet():
+    config = transformers.MobileNetV2Config(image_size=32, depth_multiplier=0.35, num_labels=10)
+    return transformers.MobileNetV2ForImageClassification(config).eval(), torch.randn(4, 3, 32, 32)
+
+
+def _llama_case():
+    model, (tokens,) = _llama()
+    return model, tokens
+
+
+BUILDERS = {"MobileNetV2": _mobilenet, "ConvNeXt": _convnext, "ViT": _vit, "BERT": _bert, "GPT-2": _gpt2}
+BUILDERS["Llama"] = _llama_case
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_shrunk_users_models_save_and_load_with_a_template(name, tmp_path):
+    torch.manual_seed(0)
+    model, x = BUILDERS[name]()
+    small = wb.shrink(model, (x,), sparsity=0.5, exact=False)
+    wb.save_shrunk(small, tmp_path / "small.pt")
+    again = wb.load_shrunk(tmp_path / "small.pt", template=model)
+    assert torch.equal(_logits(again, (x,)), _logits(small.eval(), (x,)))
+    assert {k: v.shape for k, v in again.state_dict().items()} == {k: v.shape for k, v in small.state_dict().items()}
+
+
+@pytest.mark.parametrize("name", ["ViT", "BERT", "GPT-2", "Llama"])
+def test_the_updated_config_builds_a_model_of_the_shrunk_shapes(name):
+    """After a uniform shrink the config describes the model: building from it gives the same tensors' shapes."""
+    torch.manual_seed(0)
+    model, x = BUILDERS[name]()
+    small = wb.shrink(model, (x,), sparsity=0.5, exact=False)
+    rebuilt = type(model)(small.config)
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in small.state_dict().items()}
+    assert small.config.hidden_size == 32 and model.config.hidden_size == 64

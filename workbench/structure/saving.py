@@ -129,9 +129,9 @@ def load_shrunk(path, template: nn.Module | None = None) -> nn.Module:
     tied = tied_parameters(model)
     resize_to_state(model, state, meta.get("heads", {}), path, what)
     retie(model, tied, state)
-    set_epsilons(model, meta.get("epsilons", {}), path, what)
     if why := misfit(model, state):
         raise ValueError(f"{path} does not fit {what}: {why}")
+    set_epsilons(model, meta.get("epsilons", {}), path, what)
     model.load_state_dict(state)
     update_config(model, before)
     return model.eval()
@@ -151,7 +151,7 @@ def set_epsilons(model: nn.Module, saved: dict, path: Path, what: str) -> None:
         try:
             module = model.get_submodule(name)
         except AttributeError:
-            raise ValueError(f"{path} has an epsilon for {name!r}, which is no module of {what}") from None
+            raise ValueError(f"{path} does not fit {what}: it has an epsilon for {name!r}, no module there") from None
         for attr, value in values.items():
             if attr not in EPS_ATTRIBUTES or not isinstance(value, (int, float)):
                 raise ValueError(f"{path} has a bad epsilon {attr}={value!r} for {name!r}")
