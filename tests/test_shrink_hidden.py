@@ -19,8 +19,17 @@ from workbench.train import evaluate, fine_tune
 
 transformers = pytest.importorskip("transformers")
 
-# Torch-Pruning 1.6 (L1, classifier kept) on the same configs at 50 %: benchmarks/user_models.py
-TORCH_PRUNING_REMOVES = {"ViT": 0.70, "BERT": 0.66, "ConvNeXt": 0.69, "GPT-2": 0.0}
+
+def torch_pruning_removes(model, inputs, keep: str) -> float:
+    """The fraction of parameters Torch-Pruning (DepGraph, L1, ``keep`` left whole) removes at 50 %."""
+    tp = pytest.importorskip("torch_pruning")
+    model = copy.deepcopy(model)
+    model.config.use_cache = False  # Torch-Pruning traces tensors only
+    before = sum(p.numel() for p in model.parameters())
+    importance = tp.importance.MagnitudeImportance(p=1)
+    ignored = [model.get_submodule(keep)]
+    tp.pruner.MetaPruner(model, inputs, importance=importance, pruning_ratio=0.5, ignored_layers=ignored).step()
+    return 1 - sum(p.numel() for p in model.parameters()) / before
 
 
 def _logits(model, inputs):
@@ -98,7 +107,11 @@ def test_layer_normed_models_shrink_as_far_as_torch_pruning_when_not_exact(name,
         graph = trace_groups(model, inputs, exact=False)
         small, report = wb.shrink_with_report(model, inputs, sparsity=0.5, exact=False)
     removed = 1 - report.params_after / report.params_before
-    assert removed >= max(TORCH_PRUNING_REMOVES[name], 0.4)
+    keep = "lm_head" if name == "GPT-2" else "classifier"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Torch-Pruning's own warnings
+        reference = torch_pruning_removes(model, inputs, keep)
+    assert removed >= max(reference - 1e-9, 0.4)  # as far as Torch-Pruning goes (GPT-2: it removes nothing)
     not_exact = {g.id for g in graph.groups if g.changes}
     assert not_exact and set(report.changed) == not_exact  # every LayerNorm'd group, and only those
     assert _logits(small, inputs).shape == _logits(model, inputs).shape
