@@ -92,6 +92,7 @@ def reference_attempt(name: str):
         "group_lasso_penalty": "group_lasso_penalty",
         "next_ticket_mask": "next_ticket_mask",
         "sparse_bytes": "sparse_bytes",
+        "rms_norm_rescale": "rms_norm_rescale",
     }
     return solved(name, variables[name]), {}
 
@@ -463,3 +464,23 @@ def test_sparse_bytes_catches_a_floor_and_a_fixed_index_width():
 
     assert "case 5" in failing("sparse_bytes", floored_bitmask).message  # 135 bits take 17 bytes, not 16
     assert "case 4" in failing("sparse_bytes", one_byte_gaps).message  # a gap of 1,198 needs 2 bytes
+
+
+def test_rms_norm_rescale_catches_a_missing_root_and_an_unscaled_epsilon():
+    def no_root(weight, eps, kept):
+        ratio = weight.numel() / kept.numel()
+        return weight[kept] * ratio, eps * ratio
+
+    def fixed_eps(weight, eps, kept):
+        return weight[kept] * (weight.numel() / kept.numel()) ** 0.5, eps
+
+    def sliced_only(weight, eps, kept):
+        return weight[kept], eps
+
+    assert "case 1" in failing("rms_norm_rescale", no_root).message
+    assert "case 1" in failing("rms_norm_rescale", fixed_eps).message  # eps is inside the root: it scales too
+    assert "case 1" in failing("rms_norm_rescale", sliced_only).message
+    identity = solved("rms_norm_rescale", "rms_norm_rescale")
+    weight = torch.randn(5)
+    new_weight, new_eps = identity(weight, 1e-6, torch.arange(5))
+    assert torch.equal(new_weight, weight) and new_eps == 1e-6  # keeping every channel changes nothing

@@ -7,7 +7,7 @@ Example:
 """
 
 # each topic module registers its exercises in checker.EXERCISES on import
-from . import basics, groups, layouts, lottery, over_time, scoring, storage  # isort: split
+from . import basics, groups, layouts, lottery, norms, over_time, scoring, storage  # isort: split
 
 from .checker import EXERCISES, STRICT_VARIABLE, Verdict, Wrong, check, exercise, hints
 from .notebooks import exercise_cells, parse_solutions, solutions_path, solve, write_solved
@@ -25,6 +25,7 @@ __all__ = [
     "hints",
     "layouts",
     "lottery",
+    "norms",
     "over_time",
     "parse_solutions",
     "scoring",
