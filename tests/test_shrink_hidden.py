@@ -6,6 +6,7 @@ Hugging Face models are built from small configs (no download); ``transformers``
 import copy
 import warnings
 
+import hf_models
 import pytest
 import torch
 from torch import nn
@@ -70,31 +71,19 @@ def test_a_layer_normed_width_is_whole_when_exact_and_sliced_everywhere_when_not
 
 
 def _vit():
-    config = transformers.ViTConfig(
-        image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=128, num_labels=10,
-    )  # fmt: skip
-    return transformers.ViTForImageClassification(config).eval(), torch.randn(4, 3, 32, 32)
+    return hf_models.vit(), hf_models.images(4)
 
 
 def _bert():
-    config = transformers.BertConfig(
-        vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
-        max_position_embeddings=32, num_labels=3,
-    )  # fmt: skip
-    return transformers.BertForSequenceClassification(config).eval(), torch.randint(0, 100, (4, 16))
+    return hf_models.bert(), hf_models.tokens(4)
 
 
 def _convnext():
-    config = transformers.ConvNextConfig(
-        image_size=32, hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 2, 1], num_labels=10
-    )
-    return transformers.ConvNextForImageClassification(config).eval(), torch.randn(4, 3, 32, 32)
+    return hf_models.convnext(), hf_models.images(4)
 
 
 def _gpt2():
-    config = transformers.GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=100, n_positions=32)
-    return transformers.GPT2LMHeadModel(config).eval(), torch.randint(0, 100, (4, 16))
+    return hf_models.gpt2(), hf_models.tokens(4)
 
 
 @pytest.mark.parametrize("name, build", [("ViT", _vit), ("BERT", _bert), ("ConvNeXt", _convnext), ("GPT-2", _gpt2)])
@@ -141,11 +130,7 @@ def test_a_tied_lm_head_stays_tied_to_the_shrunk_embedding_and_generates(tmp_pat
 
 
 def _llama():
-    config = transformers.LlamaConfig(
-        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-        vocab_size=100, max_position_embeddings=32,
-    )  # fmt: skip
-    return transformers.LlamaForCausalLM(config).eval(), (torch.randint(0, 100, (2, 16)),)
+    return hf_models.llama(), (hf_models.tokens(2),)
 
 
 def test_a_shrunk_llama_keeps_its_config_and_reloads_exactly(tmp_path):
@@ -204,8 +189,7 @@ def test_coupled_prune_masks_the_hidden_width_only_when_not_exact():
 
 
 def _mobilenet():
-    config = transformers.MobileNetV2Config(image_size=32, depth_multiplier=0.35, num_labels=10)
-    return transformers.MobileNetV2ForImageClassification(config).eval(), torch.randn(4, 3, 32, 32)
+    return hf_models.mobilenet_v2(), hf_models.images(4)
 
 
 def _llama_case():

@@ -6,6 +6,7 @@ Every shrink here must compute what the masked model computes and really remove 
 import copy
 import warnings
 
+import hf_models
 import pytest
 import torch
 import torch.nn.functional as F
@@ -243,11 +244,9 @@ transformers = pytest.importorskip("transformers")
 
 
 def _gpt2():
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=100, n_positions=32)
-    model = transformers.GPT2LMHeadModel(config).eval()
+    model = hf_models.gpt2()
     model.config.use_cache = False
-    return model, (torch.randint(0, 100, (2, 16)),), (torch.randint(0, 100, (4, 16)),)
+    return model, (hf_models.tokens(2),), (hf_models.tokens(4),)
 
 
 def test_gpt2_loses_heads_and_mlp_width_exactly(tmp_path):
@@ -291,29 +290,16 @@ def test_a_head_shrunk_gpt2_generates_what_the_masked_one_generates():
 
 
 def test_hugging_face_mobilenet_v2_same_padding_shrinks():
-    torch.manual_seed(0)
-    config = transformers.MobileNetV2Config(image_size=32, depth_multiplier=0.35, num_labels=10)
-    model = trained_looking_norms(transformers.MobileNetV2ForImageClassification(config), spread=0.3)
-    assert config.tf_padding
+    model = trained_looking_norms(hf_models.mobilenet_v2(), spread=0.3)
+    assert model.config.tf_padding
     _, report = _shrink_like_masked(model, _images(2, 32), _images(4, 32), pattern="filter")
     assert 1 - report.params_after / report.params_before > 0.7
 
 
 def _llama(attention="sdpa"):
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=100,
-        max_position_embeddings=32,
-        attn_implementation=attention,
-    )
-    model = transformers.LlamaForCausalLM(config).eval()
+    model = hf_models.llama(attention)
     model.config.use_cache = False
-    return model, (torch.randint(0, 100, (2, 16)),), (torch.randint(0, 100, (4, 16)),)
+    return model, (hf_models.tokens(2),), (hf_models.tokens(4),)
 
 
 def test_llama_rms_norm_width_shrinks_exactly_with_rescaled_norms():
