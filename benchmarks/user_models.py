@@ -17,8 +17,10 @@ from __future__ import annotations
 import copy
 import signal
 import statistics
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -49,75 +51,28 @@ class SqueezeExcitation(nn.Module):
 
 
 def cases():
-    """(name, model, a batch to trace with, a batch to compare on, the layer Torch-Pruning keeps), seeded."""
-    from transformers import (
-        BertConfig,
-        BertForSequenceClassification,
-        ConvNextConfig,
-        ConvNextForImageClassification,
-        GPT2Config,
-        GPT2LMHeadModel,
-        LlamaConfig,
-        LlamaForCausalLM,
-        MobileNetV2Config,
-        MobileNetV2ForImageClassification,
-        ViTConfig,
-        ViTForImageClassification,
-    )
+    """(name, model, a batch to trace with, a batch to compare on, the layer Torch-Pruning keeps), seeded.
 
+    The Hugging Face models are the tests' own (``tests/hf_models.py``), with the key/value cache off."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    import hf_models
+
+    images, tokens = hf_models.images, hf_models.tokens
+    rows = []
+    for name, build, batch, keep in (
+        ("ConvNeXt", hf_models.convnext, images, "classifier"),
+        ("ViT", hf_models.vit, images, "classifier"),
+        ("BERT", hf_models.bert, tokens, "classifier"),
+        ("MobileNetV2", hf_models.mobilenet_v2, images, "classifier"),
+        ("GPT-2", hf_models.gpt2, tokens, "lm_head"),
+        ("Llama (GQA)", hf_models.llama, tokens, "lm_head"),
+    ):
+        model = build()
+        model.config.use_cache = False  # Torch-Pruning traces tensor outputs only
+        rows.append((name, model, batch(4), batch(8), keep))
     torch.manual_seed(0)
-    mobilenet = MobileNetV2ForImageClassification(
-        MobileNetV2Config(image_size=32, depth_multiplier=0.35, num_labels=10)
-    ).eval()
-    gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=100, n_positions=32)).eval()
-    gpt2.config.use_cache = False
-    llama = LlamaForCausalLM(
-        LlamaConfig(
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            vocab_size=100,
-            max_position_embeddings=32,
-        )
-    ).eval()
-    llama.config.use_cache = False
-    vit = ViTForImageClassification(
-        ViTConfig(
-            image_size=32,
-            patch_size=8,
-            hidden_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            intermediate_size=128,
-            num_labels=10,
-        )
-    ).eval()
-    bert = BertForSequenceClassification(
-        BertConfig(
-            vocab_size=100,
-            hidden_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            intermediate_size=128,
-            max_position_embeddings=32,
-            num_labels=3,
-        )
-    ).eval()
-    convnext = ConvNextForImageClassification(
-        ConvNextConfig(image_size=32, hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 2, 1], num_labels=10)
-    ).eval()
-    images, tokens = (lambda n: torch.randn(n, 3, 32, 32)), (lambda n: torch.randint(0, 100, (n, 16)))
-    return [
-        ("ConvNeXt", convnext, images(4), images(8), "classifier"),
-        ("ViT", vit, images(4), images(8), "classifier"),
-        ("BERT", bert, tokens(4), tokens(8), "classifier"),
-        ("MobileNetV2", mobilenet, torch.randn(4, 3, 32, 32), torch.randn(8, 3, 32, 32), "classifier"),
-        ("GPT-2", gpt2, torch.randint(0, 100, (4, 16)), torch.randint(0, 100, (8, 16)), "lm_head"),
-        ("Llama (GQA)", llama, torch.randint(0, 100, (4, 16)), torch.randint(0, 100, (8, 16)), "lm_head"),
-        ("squeeze-excitation", SqueezeExcitation().eval(), *(torch.randn(n, 3, 16, 16) for n in (4, 8)), "head"),
-    ]
+    squeeze = SqueezeExcitation().eval()
+    return [*rows, ("squeeze-excitation", squeeze, *(torch.randn(n, 3, 16, 16) for n in (4, 8)), "head")]
 
 
 def logits(model, x):
