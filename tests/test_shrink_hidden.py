@@ -221,3 +221,11 @@ def test_the_updated_config_builds_a_model_of_the_shrunk_shapes(name):
     rebuilt = type(model)(small.config)
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in small.state_dict().items()}
     assert small.config.hidden_size == 32 and model.config.hidden_size == 64
+
+
+def test_a_config_that_cannot_follow_the_shapes_says_so():
+    model, x = _convnext()
+    _, report = wb.shrink_with_report(model, (x,), sparsity=0.5, exact=False)
+    assert any(note.startswith("config.hidden_sizes [16, 32, 64, 128] left as it was") for note in report.notes)
+    _, exact_report = wb.shrink_with_report(model, (x,), sparsity=0.5)  # the stage widths stay: nothing to say
+    assert not any("config." in note for note in exact_report.notes)

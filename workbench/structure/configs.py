@@ -88,6 +88,13 @@ def update_config(small: nn.Module, before: nn.Module) -> list[str]:
     for attribute, value in updates.items():
         if value is not None:
             setattr(config, attribute, value)
+    stages = getattr(config, "hidden_sizes", None)  # per-stage widths (ConvNeXt, ResNet): not mapped to layers
+    widths = {norm.weight.numel() for norm in _norms(small).values()}
+    if isinstance(stages, list) and widths and not set(stages) <= widths:
+        notes.append(
+            f"config.hidden_sizes {stages} left as it was: the stages' widths are now {sorted(widths)}; "
+            "save with wb.save_shrunk"
+        )
     heads, hidden = getattr(config, "num_attention_heads", None), getattr(config, "hidden_size", None)
     head_dims = {layout.head_dim for layout in layouts}
     if heads and hidden and not hasattr(config, "head_dim") and head_dims and head_dims != {hidden // heads}:
