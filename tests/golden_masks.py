@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 
 import workbench as wb
+from workbench.criteria import get_criterion
+from workbench.layers import prunable_layers
 from workbench.structure.group_prune import GroupPruner
 
 GOLDEN = Path(__file__).parent / "golden" / "masks.json"
@@ -53,18 +55,34 @@ def _error(error: Exception) -> str:
     return f"error: {type(error).__name__}"
 
 
+def _scores(model, criterion: str, names: list[str], data) -> dict[str, torch.Tensor] | None:
+    """Element scores of every prunable weight, computed once for all patterns and scopes (a data-driven
+    criterion's gradients or activations do not depend on the pattern); None for "random", whose draws do, and
+    where the criterion refuses the model."""
+    if criterion == "random":
+        return None
+    try:
+        return get_criterion(criterion).score(model, [f"{name}.weight" for name in names], data)
+    except ValueError:  # the criterion does not apply to this model: each pruner raises it as recorded
+        return None
+
+
 def compute(models=MODELS, criteria=CRITERIA, group_criteria=GROUP_CRITERIA) -> dict[str, str]:
     """{"model/criterion/pattern/scope/sparsity": fingerprint or "error: ..."} for Pruner and GroupPruner."""
     data = wb.load_dataset("digits")
     result = {}
     for model_name in models:
         model = wb.pretrained(model_name)
+        names = list(prunable_layers(model))
         for criterion in criteria:
+            scores = _scores(model, criterion, names, data.train)
             for pattern in PATTERNS:
                 for scope in SCOPES:
                     key = f"{model_name}/{criterion}/{pattern}/{scope}"
                     try:
-                        pruner = wb.Pruner(model, criterion, pattern, scope, data=data.train, **PRUNER_OPTIONS)
+                        pruner = wb.Pruner(
+                            model, criterion, pattern, scope, data=data.train, scores=scores, **PRUNER_OPTIONS
+                        )
                     except ValueError as error:
                         result[key] = _error(error)
                         continue
@@ -77,13 +95,16 @@ def compute(models=MODELS, criteria=CRITERIA, group_criteria=GROUP_CRITERIA) -> 
                             result[f"{key}/{sparsity:g}"] = _error(error)
         for criterion in group_criteria:
             for pattern in GROUP_PATTERNS:
+                try:  # scores and the traced graph do not depend on the scope: one pruner serves both
+                    pruner = GroupPruner(model, criterion, pattern=pattern, data=data.train)
+                except ValueError as error:
+                    result.update(
+                        {f"{model_name}/group:{criterion}/{pattern}/{scope}": _error(error) for scope in SCOPES}
+                    )
+                    continue
                 for scope in SCOPES:
                     key = f"{model_name}/group:{criterion}/{pattern}/{scope}"
-                    try:
-                        pruner = GroupPruner(model, criterion, pattern=pattern, scope=scope, data=data.train)
-                    except ValueError as error:
-                        result[key] = _error(error)
-                        continue
+                    pruner.scope = scope
                     for sparsity in SPARSITIES:
                         try:
                             result[f"{key}/{sparsity:g}"] = fingerprint(pruner.masks(sparsity))
