@@ -1,16 +1,18 @@
 """Trace a model and find its coupled channel groups (the units a structured shrink removes together).
 
-A *channel space* is born at the output of a Linear/Conv layer (its rows/filters are the
-*producers*), flows unchanged through elementwise ops (ReLU, GELU, BatchNorm, dropout, …) and
-depthwise convs, is merged with another space by a residual ``add``, is placed next to other spaces
-by ``torch.cat`` (its members then carry an index ``offset``), is cut into equal pieces by ``chunk``
-(unit u of every piece is one unit, as a GLU's value and gate need), and ends at the inputs of Linear/Conv
-layers (the weight columns / input channels are the *consumers*). GroupNorm makes whole norm groups
-the units. Attention modules (see ``workbench.patterns.attention_layout``: separate or fused q/k/v
-Linear layers) form one *head* group each: q/k/v rows in blocks of ``head_dim``, out columns.
+A *channel space* is born at the output of a Linear/Conv layer (its rows/filters are the *producers*) or of
+an embedding lookup (its columns), flows unchanged through elementwise ops (ReLU, GELU, BatchNorm, dropout,
+…) and depthwise convs, is merged with another space by a residual ``add``, is placed next to other spaces
+by ``torch.cat`` (its members then carry an index ``offset``), is cut into equal pieces by ``chunk`` (unit u
+of every piece is one unit, as a GLU's value and gate need), and ends at the inputs of Linear/Conv layers
+(the weight columns / input channels are the *consumers*). GroupNorm makes whole norm groups the units.
+Attention modules (see ``workbench.patterns.attention_layout``: separate or fused q/k/v Linear layers) form
+one *head* group each: q/k/v rows in blocks of ``head_dim``, out columns.
 
 Every op we cannot map makes the spaces it touches unprunable, with a ``warnings.warn`` naming the
-node, so a shrink never produces a silently wrong model.
+node, so a shrink never produces a silently wrong model. Channels a LayerNorm (or another reduction over
+them) reads are mapped, but removing them changes the function: they stay whole unless ``exact=False``,
+and their group lists why in ``changes``. An RMSNorm's channels stay exact (a shrink rescales the norm).
 
 The walk over the exported graph is in ``tracer``, what each op does in the op table of ``ops``
 (with ``layers`` and ``norms``), the groups it yields in ``groups``.

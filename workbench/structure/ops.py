@@ -1,10 +1,11 @@
 """The op table: how each aten op moves channel spaces, one entry per op name (``OPS``), and ``handle``.
 
-A channel space flows unchanged through elementwise ops and spatial padding, is merged with another by a residual
-``add``, is placed next to others by ``cat``, is cut into equal pieces by ``chunk`` and is followed
-through reshapes, permutes, pools and reductions that keep the channel dim. Supporting a new op is
-one entry: its name, and a handler wrapped in the checks it needs (``reads_channels``, ``tensor_op``
-or ``one_input``). An op without an entry makes every space it reads unprunable, with a warning.
+A channel space starts at a layer or an embedding lookup, flows unchanged through elementwise ops and
+spatial padding, is merged with another by a residual ``add``, is placed next to others by ``cat``, is cut
+into equal pieces by ``chunk`` and is followed through reshapes, permutes, pools and reductions that keep
+the channel dim. Supporting a new op is one entry: its name, and a handler wrapped in the checks it needs
+(``reads_channels``, ``tensor_op`` or ``one_input``). An op without an entry makes every space it reads
+unprunable, with a warning.
 
 Example:
     >>> OPS["relu"] is OPS["gelu"]  # the elementwise ops share one pass-through entry
