@@ -9,6 +9,8 @@ import warnings
 import hf_models
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import workbench as wb
@@ -68,6 +70,77 @@ def test_a_layer_normed_width_is_whole_when_exact_and_sliced_everywhere_when_not
         assert torch.allclose(small(x), reference(x), atol=1e-6)
     assert report.changed == {group.id: group.changes}
     assert "NOT exact" in str(report)
+
+
+class Residual(nn.Module):
+    """An embedding Linear into a normalized residual stream, one MLP block, a norm and a head."""
+
+    def __init__(self, width, norm):
+        super().__init__()
+        self.embed, self.norm1 = nn.Linear(5, width), norm(width)
+        self.fc1, self.fc2 = nn.Linear(width, 7), nn.Linear(7, width)
+        self.norm2, self.head = norm(width), nn.Linear(width, 3)
+
+    def forward(self, x):
+        h = self.embed(x)
+        h = h + self.fc2(torch.relu(self.fc1(self.norm1(h))))
+        return self.head(self.norm2(h))
+
+
+def _sliced_by_hand(model, kept, rms):
+    """The reference: every tensor of the stream sliced to ``kept``; an RMSNorm's weight × sqrt(D/D'), eps × D/D'."""
+    ratio = model.embed.out_features / len(kept)
+    small = copy.deepcopy(model)
+    with torch.no_grad():
+        small.embed = nn.Linear(5, len(kept))
+        small.embed.weight.copy_(model.embed.weight[kept]), small.embed.bias.copy_(model.embed.bias[kept])
+        small.fc1 = nn.Linear(len(kept), 7)
+        small.fc1.weight.copy_(model.fc1.weight[:, kept]), small.fc1.bias.copy_(model.fc1.bias)
+        small.fc2 = nn.Linear(7, len(kept))
+        small.fc2.weight.copy_(model.fc2.weight[kept]), small.fc2.bias.copy_(model.fc2.bias[kept])
+        small.head = nn.Linear(len(kept), 3)
+        small.head.weight.copy_(model.head.weight[:, kept]), small.head.bias.copy_(model.head.bias)
+        for name in ("norm1", "norm2"):
+            norm = getattr(model, name)
+            if rms:
+                new = nn.RMSNorm(len(kept), eps=norm.eps * ratio)
+                new.weight.copy_(norm.weight[kept] * ratio**0.5)
+            else:
+                new = nn.LayerNorm(len(kept), eps=norm.eps)
+                new.weight.copy_(norm.weight[kept]), new.bias.copy_(norm.bias[kept])
+            setattr(small, name, new)
+    return small.eval()
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    width=st.integers(3, 9),
+    rms=st.booleans(),
+    data=st.data(),
+)
+def test_a_shrunk_stream_is_the_stream_sliced_by_hand(width, rms, data):
+    """LayerNorm: plain slicing (exact=False). RMSNorm: slicing plus the rescaling, and equal to the masked model."""
+    torch.manual_seed(width)
+    norm = (lambda d: nn.RMSNorm(d, eps=1e-3)) if rms else nn.LayerNorm
+    model = Residual(width, norm).eval()
+    with torch.no_grad():
+        for module in (model.norm1, model.norm2):
+            module.weight.uniform_(0.5, 1.5)
+    x = torch.randn(6, 5)
+    kept = sorted(data.draw(st.sets(st.integers(0, width - 1), min_size=1, max_size=width - 1)))
+    removed = torch.tensor(sorted(set(range(width)) - set(kept)))
+    with torch.no_grad():  # the stream's producers lose the removed channels: they are zero everywhere
+        for param in ("embed.weight", "embed.bias", "fc2.weight", "fc2.bias"):
+            model.get_parameter(param).index_fill_(0, removed, 0.0)
+    graph = trace_groups(model, x, exact=False)
+    stream = next(g for g in graph.groups if any(m.module == "embed" for m in g.producers))
+    assert bool(stream.changes) != rms and bool(stream.rms_norms) == rms
+    small, report = shrink_masked(model, example_inputs=x, keep={stream.id: torch.tensor(kept)}, exact=False)
+    assert bool(report.changed) != rms
+    with torch.no_grad():
+        assert torch.allclose(small(x), _sliced_by_hand(model, torch.tensor(kept), rms)(x), atol=1e-5)
+        if rms:  # exact: it computes what the model with the zero channels computed
+            assert torch.allclose(small(x), model(x), atol=1e-5)
 
 
 def _vit():
