@@ -302,3 +302,12 @@ def test_a_config_that_cannot_follow_the_shapes_says_so():
     assert any(note.startswith("config.hidden_sizes [16, 32, 64, 128] left as it was") for note in report.notes)
     _, exact_report = wb.shrink_with_report(model, (x,), sparsity=0.5)  # the stage widths stay: nothing to say
     assert not any("config." in note for note in exact_report.notes)
+
+
+def test_not_exact_changes_nothing_where_every_group_is_exact():
+    model = wb.pretrained("cnn")
+    exact, loose = wb.shrink_with_report(model, sparsity=0.5), wb.shrink_with_report(model, sparsity=0.5, exact=False)
+    assert not loose[1].changed and exact[1].layers == loose[1].layers
+    x = wb.load_dataset("digits").test.tensors[0][:32]
+    with torch.no_grad():
+        assert torch.equal(exact[0].eval()(x), loose[0].eval()(x))
