@@ -22,7 +22,7 @@ from torch import nn
 from ..attention import attention_layouts
 from ..layer_kinds import weight_dims
 from ..layers import is_prunable_layer
-from .norms import EPS_ATTRIBUTES
+from .norms import epsilons_of
 
 
 def _norms(model: nn.Module) -> dict[str, nn.Module]:
@@ -30,9 +30,7 @@ def _norms(model: nn.Module) -> dict[str, nn.Module]:
     return {
         name: module
         for name, module in model.named_modules()
-        if getattr(module, "weight", None) is not None
-        and module.weight.dim() == 1
-        and any(isinstance(getattr(module, attr, None), float) for attr in EPS_ATTRIBUTES)
+        if getattr(module, "weight", None) is not None and module.weight.dim() == 1 and epsilons_of(module)
     }
 
 

@@ -69,7 +69,12 @@ def layer_norm(tracer: Tracer, node) -> None:
     tracer.ann[node] = (sid, dim, inner)
 
 
-EPS_ATTRIBUTES = ("variance_epsilon", "eps")  # where RMSNorm modules keep their epsilon
+EPS_ATTRIBUTES = ("variance_epsilon", "eps")  # where normalization modules keep their epsilon
+
+
+def epsilons_of(module) -> dict[str, float]:
+    """A module's epsilon attributes that hold a float, by name (empty: not a normalization with one)."""
+    return {attr: value for attr in EPS_ATTRIBUTES if isinstance(value := getattr(module, attr, None), float)}
 
 
 def rms_norm_module(tracer: Tracer, node) -> str | None:
@@ -85,8 +90,7 @@ def rms_norm_module(tracer: Tracer, node) -> str | None:
     stack = tracer.stack_modules(node)
     module = tracer.modules.get(stack[-1]) if stack else None
     weight = getattr(module, "weight", None)
-    has_eps = any(isinstance(getattr(module, attr, None), float) for attr in EPS_ATTRIBUTES)
-    if not isinstance(weight, torch.nn.Parameter) or weight.dim() != 1 or not has_eps:
+    if not isinstance(weight, torch.nn.Parameter) or weight.dim() != 1 or not epsilons_of(module):
         return None
     return stack[-1]
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..layer_kinds import is_transposed_linear, set_features, weight_dims
-from .norms import EPS_ATTRIBUTES
+from .norms import epsilons_of
 
 
 def describe(module: nn.Module) -> str | None:
@@ -128,9 +128,8 @@ def rescale_rms_norms(model: nn.Module, widths: dict[str, int]) -> None:
             continue
         with torch.no_grad():
             module.weight.mul_(ratio**0.5)
-        for attr in EPS_ATTRIBUTES:
-            if isinstance(getattr(module, attr, None), float):
-                setattr(module, attr, getattr(module, attr) * ratio)
+        for attr, value in epsilons_of(module).items():
+            setattr(module, attr, value * ratio)
 
 
 def set_head_count(module: nn.Module, layout, count: int) -> None:

@@ -33,7 +33,7 @@ from ..attention import attention_layouts
 from ..masks import qualified
 from ..models import MODELS, build_model, config_to_dict
 from .configs import update_config
-from .norms import EPS_ATTRIBUTES
+from .norms import EPS_ATTRIBUTES, epsilons_of
 from .rebuild import resize, retie, set_head_count, tied_parameters
 
 CHECKSUM = "weights_sha256"  # the .json key of the weights' checksum
@@ -139,11 +139,7 @@ def load_shrunk(path, template: nn.Module | None = None) -> nn.Module:
 
 def epsilons(model: nn.Module) -> dict[str, dict[str, float]]:
     """The normalizations' epsilons by module (a shrink rescales an RMSNorm's; the state_dict lacks them)."""
-    return {
-        name: {attr: value for attr in EPS_ATTRIBUTES if isinstance(value := getattr(module, attr, None), float)}
-        for name, module in model.named_modules()
-        if any(isinstance(getattr(module, attr, None), float) for attr in EPS_ATTRIBUTES)
-    }
+    return {name: values for name, module in model.named_modules() if (values := epsilons_of(module))}
 
 
 def set_epsilons(model: nn.Module, saved: dict, path: Path, what: str) -> None:
