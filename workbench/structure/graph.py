@@ -120,4 +120,4 @@ def trace_groups(model: nn.Module, example_inputs, exact: bool = True) -> Depend
     for group in groups:
         _check_members(group, state, claimed)
     shapes = {name: tuple(t.shape) for name, t in state.items()}
-    return DependencyGraph(groups, traced - start, time.perf_counter() - traced, tracer.messages, shapes, exact)
+    return DependencyGraph(groups, traced - start, time.perf_counter() - traced, tracer.messages, shapes)

@@ -109,7 +109,6 @@ class DependencyGraph:
     group_seconds: float
     warnings: list[str] = field(default_factory=list)
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # state_dict name → shape
-    exact: bool = True  # False: groups whose removal changes the function are prunable too
 
     def mismatch(self, model: nn.Module) -> str | None:
         """Why the graph does not describe ``model`` (a plain model), or None when it does."""

@@ -108,7 +108,7 @@ def shrink_masked(
         keep_multiple: round each group's kept units up to a multiple of this (hardware-friendly widths).
         graph: the ``trace_groups`` result of a model with this architecture, to skip tracing again.
         exact: False also shrinks groups whose removal changes the function (a LayerNorm'd hidden width);
-            ``report.changed`` names them. Ignored when ``graph`` is given (its own ``exact`` holds).
+            ``report.changed`` names them. Ignored when ``graph`` is given (traced exact or not).
 
     The original model is never modified. Outputs of the shrunk model equal the masked model's (eval mode)
     unless ``report.changed`` names groups; a shrunk model that would not compute them is never returned.
