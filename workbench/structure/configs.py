@@ -57,37 +57,36 @@ def update_config(small: nn.Module, before: nn.Module) -> list[str]:
         return []
     notes: list[str] = []
     updates = {}
+    old_norms, new_norms = _norms(before), _norms(small)
     hidden = getattr(config, "hidden_size", None)
     if isinstance(hidden, int):
-        old = _norms(before)
-        new = _norms(small)
         widths = [
-            new[name].weight.numel() for name, norm in old.items() if norm.weight.numel() == hidden and name in new
+            new_norms[n].weight.numel()
+            for n, norm in old_norms.items()
+            if norm.weight.numel() == hidden and n in new_norms
         ]
         updates["hidden_size"] = _agreed(widths, "hidden_size", notes)
+    if isinstance(getattr(config, "rms_norm_eps", None), float):
         epsilons = [
-            new[name].variance_epsilon
-            for name in old
-            if isinstance(getattr(new.get(name), "variance_epsilon", None), float)
+            eps for norm in new_norms.values() if (eps := epsilons_of(norm).get("variance_epsilon")) is not None
         ]
-        if isinstance(getattr(config, "rms_norm_eps", None), float):
-            updates["rms_norm_eps"] = _agreed(epsilons, "rms_norm_eps", notes)
+        updates["rms_norm_eps"] = _agreed(epsilons, "rms_norm_eps", notes)
+    old_outputs, new_outputs = _outputs(before), _outputs(small)
     for attribute in ("intermediate_size", "n_inner"):
         width = getattr(config, attribute, None)
         if isinstance(width, int) and width != hidden:
-            old, new = _outputs(before), _outputs(small)
-            updates[attribute] = _agreed([new[n] for n, w in old.items() if w == width and n in new], attribute, notes)
+            outputs = [new_outputs[name] for name, w in old_outputs.items() if w == width and name in new_outputs]
+            updates[attribute] = _agreed(outputs, attribute, notes)
     layouts = attention_layouts(small).values()
     if layouts and isinstance(getattr(config, "num_attention_heads", None), int):
         updates["num_attention_heads"] = _agreed([layout.num_heads for layout in layouts], "num_attention_heads", notes)
         if isinstance(getattr(config, "num_key_value_heads", None), int):
-            kv = [layout.units if layout.kv_heads else layout.num_heads for layout in layouts]
-            updates["num_key_value_heads"] = _agreed(kv, "num_key_value_heads", notes)
+            updates["num_key_value_heads"] = _agreed([layout.units for layout in layouts], "num_key_value_heads", notes)
     for attribute, value in updates.items():
         if value is not None:
             setattr(config, attribute, value)
     stages = getattr(config, "hidden_sizes", None)  # per-stage widths (ConvNeXt, ResNet): not mapped to layers
-    widths = {norm.weight.numel() for norm in _norms(small).values()}
+    widths = {norm.weight.numel() for norm in new_norms.values()}
     if isinstance(stages, list) and widths and not set(stages) <= widths:
         notes.append(
             f"config.hidden_sizes {stages} left as it was: the stages' widths are now {sorted(widths)}; "

@@ -125,7 +125,6 @@ def load_shrunk(path, template: nn.Module | None = None) -> nn.Module:
     else:
         model = copy.deepcopy(template)
         what = f"the template {type(template).__name__}"
-    before = copy.deepcopy(model)
     tied = tied_parameters(model)
     resize_to_state(model, state, meta.get("heads", {}), path, what)
     retie(model, tied, state)
@@ -133,7 +132,8 @@ def load_shrunk(path, template: nn.Module | None = None) -> nn.Module:
         raise ValueError(f"{path} does not fit {what}: {why}")
     set_epsilons(model, meta.get("epsilons", {}), path, what)
     model.load_state_dict(state)
-    update_config(model, before)
+    if template is not None:  # a user's (Hugging Face) config follows the saved shapes, as after the shrink
+        update_config(model, template)
     return model.eval()
 
 
